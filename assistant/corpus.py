@@ -1,0 +1,153 @@
+"""Find and read the seed documents; skip what is not text, and say why."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EmptyCorpusError
+from .types import Document
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (".txt", ".md")
+TITLE_MAX = 100
+
+
+@dataclass
+class Corpus:
+    """The readable documents, and the files skipped with the reason for each."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def seed_files(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """Every ``.txt``/``.md`` file under ``root`` as ``(id, path)``, sorted by id.
+
+    Symlinks are followed only when they resolve inside ``root``; hidden files and folders
+    (names starting with a dot) are ignored.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise EmptyCorpusError(
+            f"seeds folder {str(root)!r} does not exist; create it and add .txt or .md files"
+        )
+    real_root = root.resolve()
+    found: list[tuple[str, Path]] = []
+    skipped: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        keep = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            sub = here / name
+            if sub.is_symlink():
+                target = sub.resolve()
+                if not _inside(target, real_root):
+                    skipped.append((_rel(sub, root), "symlink points outside the seeds folder"))
+                    continue
+                # A symlinked folder inside the root is walked by its real path elsewhere.
+                skipped.append(
+                    (_rel(sub, root), "symlinked folder (its target is indexed directly)")
+                )
+                continue
+            keep.append(name)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.lower().endswith(EXTENSIONS):
+                continue
+            path = here / name
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    skipped.append((_rel(path, root), "broken symlink"))
+                    continue
+                if not _inside(target, real_root):
+                    skipped.append((_rel(path, root), "symlink points outside the seeds folder"))
+                    continue
+            found.append((_rel(path, root), path))
+    found.sort()
+    return found, skipped
+
+
+def read_document(doc_id: str, path: Path, max_bytes: int | None = None) -> Document | str:
+    """The document, or the reason it was skipped (empty, too large, binary, not UTF-8)."""
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            return f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise ASSISTANT_MAX_FILE_MB)"
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if not data.strip():
+        return "empty"
+    if b"\x00" in data[:8192]:
+        return "binary (contains NUL bytes)"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 (bad byte at offset {exc.start})"
+    return Document(id=doc_id, title=make_title(text, doc_id), text=text, sha256=sha256_bytes(data))
+
+
+def load_corpus(root: Path, max_bytes: int | None = None, require: bool = True) -> Corpus:
+    """Read every seed document under ``root``. Raises ``EmptyCorpusError`` if none is usable."""
+    files, skipped = seed_files(root)
+    corpus = Corpus(skipped=list(skipped))
+    for doc_id, path in files:
+        result = read_document(doc_id, path, max_bytes)
+        if isinstance(result, Document):
+            corpus.documents.append(result)
+        else:
+            corpus.skipped.append((doc_id, result))
+    for name, reason in corpus.skipped:
+        log.warning("skipped %s: %s", name, reason)
+    if require and not corpus.documents:
+        raise EmptyCorpusError(
+            f"no readable .txt or .md documents in {str(root)!r}"
+            + (f" ({len(corpus.skipped)} skipped)" if corpus.skipped else "")
+        )
+    return corpus
+
+
+def make_title(text: str, doc_id: str) -> str:
+    """The first short, meaningful line (markdown heading marks removed), else the file name."""
+    for line in text.splitlines()[:5]:
+        line = line.strip().lstrip("#").strip()
+        if not line:
+            continue
+        if len(line) <= TITLE_MAX and any(ch.isalnum() for ch in line):
+            return line
+        break
+    stem = Path(doc_id).stem
+    return stem.replace("_", " ").replace("-", " ").strip() or doc_id
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def source_path(root: Path, doc_id: str) -> Path:
+    """The file behind a document id, refusing ids that would escape the seeds folder."""
+    path = (Path(root) / doc_id).resolve()
+    if not _inside(path, Path(root).resolve()):
+        raise ValueError(f"document id {doc_id!r} points outside the seeds folder")
+    return path
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()

@@ -1,0 +1,59 @@
+"""Typed exceptions. Each says what went wrong and how to fix it; the CLI maps them to exit codes."""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Base class: a problem the user can act on. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ConfigError(AssistantError):
+    """A setting is invalid."""
+
+    exit_code = 2
+
+
+class EmptyCorpusError(AssistantError):
+    """The seeds folder holds no readable document."""
+
+    exit_code = 3
+
+
+class ModelNotFoundError(AssistantError):
+    """The embedding model is not installed locally (nothing is downloaded)."""
+
+    exit_code = 3
+
+
+class IndexError_(AssistantError):
+    """Base for index problems (named with a trailing underscore to keep the builtin intact)."""
+
+    exit_code = 4
+
+
+class IndexMissingError(IndexError_):
+    """No index has been built in the index folder."""
+
+
+class StaleIndexError(IndexError_):
+    """The seeds changed since the index was built."""
+
+
+class IncompatibleIndexError(IndexError_):
+    """The index was built with another model, encoding or chunk settings."""
+
+
+class CorruptIndexError(IndexError_):
+    """An index file is missing, truncated or unreadable."""
+
+
+class IndexLockedError(IndexError_):
+    """Another build holds the index lock."""
+
+    exit_code = 5
+
+
+class LLMError(AssistantError):
+    """The optional LLM endpoint failed; callers fall back to extractive answers."""

@@ -1,0 +1,796 @@
+"""Build, load and swap the index folder: manifest, FAISS vectors, SQLite chunk store, BM25.
+
+Layout of ``index_dir`` (``embeddings/`` by default)::
+
+    CURRENT               name of the live build folder; replaced atomically (os.replace)
+    build-<id>/           one complete build:
+        manifest.json     how it was built: format, model, dim, chunking, per-document sha256...
+        vectors.faiss     FAISS inner-product index over normalized vectors (row = chunk id)
+        chunks.sqlite     chunk rows (doc id, offsets, text) and documents (title, sha256)
+        bm25/             bm25s index over the same rows
+    .tmp-<id>/            a build in progress (removed by the next build if it was killed)
+    .lock                 held while a build runs
+
+A build writes everything into ``.tmp-<id>/``, fsyncs it, renames it to ``build-<id>/`` and only
+then points ``CURRENT`` at it. A build killed at any moment leaves ``CURRENT`` pointing at the
+previous, complete build, so readers never see a half-written or missing index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .chunking import Chunker
+from .config import Settings
+from .corpus import load_corpus, seed_files, sha256_bytes
+from .embedder import Embedder, get_embedder
+from .errors import (
+    CorruptIndexError,
+    IncompatibleIndexError,
+    IndexLockedError,
+    IndexMissingError,
+    StaleIndexError,
+)
+from .tokens import get_encoding
+from .types import BuildReport, Chunk, Document
+
+if TYPE_CHECKING:
+    import faiss
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+CHUNKS = "chunks.sqlite"
+BM25_DIR = "bm25"
+BM25_PARAMS = {"k1": 1.2, "b": 0.75, "stemmer": "english", "stopwords": "en"}
+TITLE_PREFIX_CHARS = 200
+FIX = "run `assistant build`"
+FIX_FULL = "run `assistant build --full`"
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def embedding_text(title: str, text: str, with_title: bool) -> str:
+    """What is embedded / BM25-indexed for a chunk: its text, after its title if it lacks it."""
+    if not with_title or not title:
+        return text
+    title = title[:TITLE_PREFIX_CHARS]
+    if title in text[: len(title) + 64]:
+        return text
+    return f"{title}\n{text}"
+
+
+_stemmer = None
+
+
+def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased, stop-worded, Snowball-stemmed terms; the same for the index and queries."""
+    global _stemmer
+    import bm25s
+    import Stemmer
+
+    if _stemmer is None:
+        _stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
+    return bm25s.tokenize(
+        list(texts),
+        stopwords=BM25_PARAMS["stopwords"],
+        stemmer=_stemmer,
+        return_ids=False,
+        show_progress=False,
+    )
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _compat(settings: Settings, dim: int | None = None) -> dict[str, Any]:
+    out = {"format": FORMAT_VERSION, "model": settings.model, "chunking": settings.chunk_params()}
+    if dim is not None:
+        out["dim"] = dim
+    return out
+
+
+def check_compatible(manifest: dict, settings: Settings) -> None:
+    """Raise ``IncompatibleIndexError`` when the index was built differently from ``settings``."""
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IncompatibleIndexError(
+            f"index format {manifest.get('format')} is not the supported {FORMAT_VERSION}; {FIX_FULL}"
+        )
+    if manifest.get("model") != settings.model:
+        raise IncompatibleIndexError(
+            f"index was built with model {manifest.get('model')!r} but ASSISTANT_MODEL is "
+            f"{settings.model!r}; {FIX}"
+        )
+    built = manifest.get("chunking", {})
+    wanted = settings.chunk_params()
+    diffs = [f"{k} {built.get(k)!r} != {v!r}" for k, v in wanted.items() if built.get(k) != v]
+    if diffs:
+        raise IncompatibleIndexError(
+            f"index was built with other chunk settings ({'; '.join(diffs)}); {FIX}"
+        )
+
+
+def seed_changes(manifest: dict, seeds_dir: Path) -> list[str]:
+    """What differs between the seeds folder and the manifest (cheap: stat first, hash if needed)."""
+    recorded: dict[str, dict] = manifest.get("documents", {})
+    skipped = set(manifest.get("skipped", {}))
+    try:
+        files, _ = seed_files(seeds_dir)
+    except Exception:
+        return [f"seeds folder {seeds_dir} is missing"]
+    changes: list[str] = []
+    present = set()
+    for doc_id, path in files:
+        present.add(doc_id)
+        info = recorded.get(doc_id)
+        if info is None:
+            if doc_id not in skipped:
+                changes.append(f"new: {doc_id}")
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            changes.append(f"unreadable: {doc_id}")
+            continue
+        if st.st_size != info.get("size") or (
+            st.st_mtime_ns != info.get("mtime_ns")
+            and sha256_bytes(path.read_bytes()) != info["sha256"]
+        ):
+            changes.append(f"changed: {doc_id}")
+    changes.extend(f"removed: {d}" for d in sorted(set(recorded) - present))
+    return changes
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """The live build folder named by ``CURRENT``, or None when nothing was built."""
+    pointer = Path(index_dir) / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CorruptIndexError(f"cannot read {pointer}: {exc}; {FIX_FULL}") from exc
+    if not name.startswith("build-") or "/" in name or not (Path(index_dir) / name).is_dir():
+        raise CorruptIndexError(f"{pointer} names a missing build {name!r}; {FIX_FULL}")
+    return Path(index_dir) / name
+
+
+def read_manifest(build: Path) -> dict:
+    path = build / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CorruptIndexError(f"{path} is missing; {FIX_FULL}") from exc
+    except (OSError, ValueError) as exc:
+        raise CorruptIndexError(f"{path} is unreadable ({exc}); {FIX_FULL}") from exc
+    if not isinstance(manifest, dict) or "files" not in manifest or "documents" not in manifest:
+        raise CorruptIndexError(f"{path} is not an assistant manifest; {FIX_FULL}")
+    return manifest
+
+
+def _verify_files(build: Path, manifest: dict) -> None:
+    for rel, info in manifest["files"].items():
+        path = build / rel
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError as exc:
+            raise CorruptIndexError(f"{path} is missing; {FIX_FULL}") from exc
+        if size != info["size"]:
+            raise CorruptIndexError(
+                f"{path} has {size} bytes, the manifest says {info['size']} (truncated?); {FIX_FULL}"
+            )
+        if _file_sha256(path) != info["sha256"]:
+            raise CorruptIndexError(f"{path} does not match its checksum (garbled?); {FIX_FULL}")
+
+
+class LoadedIndex:
+    """One build, opened read-only: FAISS in memory, chunks read from SQLite on demand."""
+
+    def __init__(self, build: Path, manifest: dict, index: faiss.Index, bm25: Any) -> None:
+        self.build = build
+        self.manifest = manifest
+        self.faiss = index
+        self.bm25 = bm25
+        self._db_lock = threading.Lock()
+        self._db = _connect_readonly(build / CHUNKS)
+        self.size = int(manifest["counts"]["chunks"])
+
+    def close(self) -> None:
+        with self._db_lock:
+            self._db.close()
+
+    def chunk_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int, str, str]]:
+        """``{id: (doc_id, start, end, text, title)}`` for the given chunk ids."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        sql = (
+            "SELECT c.id, c.doc_id, c.start, c.end, c.text, d.title FROM chunks c "
+            f"JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})"
+        )
+        try:
+            with self._db_lock:
+                rows = self._db.execute(sql, ids).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptIndexError(f"{self.build / CHUNKS}: {exc}; {FIX_FULL}") from exc
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def dense_search(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        n = min(n, self.size)
+        if n <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores, ids = self.faiss.search(vector.reshape(1, -1).astype(np.float32), n)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
+
+    def lexical_search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        tokens = bm25_tokens([query])[0]
+        known = [t for t in tokens if t in self.bm25.vocab_dict]
+        if not known or self.size == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return scores[top], top.astype(np.int64)
+
+
+def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
+    """Open the live build, after checking it is complete, intact and matches ``settings``."""
+    import bm25s
+    import faiss
+
+    build = current_build(settings.index_dir)
+    if build is None:
+        raise IndexMissingError(f"no index in {str(settings.index_dir)!r}; {FIX}")
+    manifest = read_manifest(build)
+    check_compatible(manifest, settings)
+    _verify_files(build, manifest)
+    if check_seeds and manifest.get("source", {}).get("kind") == "seeds":
+        changes = seed_changes(manifest, settings.seeds_dir)
+        if changes:
+            shown = ", ".join(changes[:5]) + (
+                f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+            )
+            raise StaleIndexError(f"seeds changed since the index was built ({shown}); {FIX}")
+    try:
+        index = faiss.read_index(str(build / VECTORS))
+    except RuntimeError as exc:
+        raise CorruptIndexError(f"{build / VECTORS} is unreadable ({exc}); {FIX_FULL}") from exc
+    if index.ntotal != manifest["counts"]["chunks"] or index.d != manifest["dim"]:
+        raise CorruptIndexError(f"{build / VECTORS} does not match the manifest; {FIX_FULL}")
+    if manifest["index"]["kind"] == "hnsw":
+        index.hnsw.efSearch = int(
+            manifest["index"]["params"].get("ef_search", settings.hnsw_ef_search)
+        )
+    try:
+        bm25 = bm25s.BM25.load(str(build / BM25_DIR), mmap=True)
+    except Exception as exc:
+        raise CorruptIndexError(f"{build / BM25_DIR} is unreadable ({exc}); {FIX_FULL}") from exc
+    return LoadedIndex(build, manifest, index, bm25)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(
+            f"{path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+        db.execute("SELECT count(*) FROM documents").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise CorruptIndexError(f"{path} is unreadable ({exc}); {FIX_FULL}") from exc
+    return db
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass
+class _Previous:
+    build: Path
+    manifest: dict
+    index: Any
+    db: sqlite3.Connection
+
+
+def _open_previous(settings: Settings, full: bool) -> _Previous | None:
+    """The last build if its vectors can be reused, else None (with the reason logged)."""
+    import faiss
+
+    if full:
+        return None
+    try:
+        build = current_build(settings.index_dir)
+        if build is None:
+            return None
+        manifest = read_manifest(build)
+        check_compatible(manifest, settings)
+        _verify_files(build, manifest)
+        index = faiss.read_index(str(build / VECTORS))
+        db = _connect_readonly(build / CHUNKS)
+    except (IncompatibleIndexError, CorruptIndexError) as exc:
+        log.warning("rebuilding everything: %s", exc)
+        return None
+    return _Previous(build, manifest, index, db)
+
+
+class _BuildLock:
+    """An exclusive lock on the index folder; refuses (or waits) when another build holds it."""
+
+    def __init__(self, index_dir: Path, wait: float | None) -> None:
+        from filelock import FileLock, Timeout
+
+        self._timeout_error = Timeout
+        self._lock = FileLock(str(Path(index_dir) / ".lock"))
+        self._wait = wait
+
+    def __enter__(self) -> _BuildLock:
+        try:
+            self._lock.acquire(timeout=-1 if self._wait is None else self._wait)
+        except self._timeout_error as exc:
+            raise IndexLockedError(
+                "another build is running on this index; wait for it or pass --wait"
+            ) from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def build_index(
+    settings: Settings | None = None,
+    *,
+    full: bool = False,
+    embedder: Embedder | None = None,
+    progress: bool | None = None,
+    wait: float | None = 0,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> BuildReport:
+    """Bring the index up to date with the seeds folder, re-embedding only what changed.
+
+    ``wait`` is how many seconds to wait for another build's lock (None: forever, 0: refuse).
+    ``on_progress(stage, done, total)`` is called while embedding (the web app uses it).
+    """
+    settings = settings or Settings()
+    started = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    progress = sys.stderr.isatty() if progress is None else progress
+    with _BuildLock(index_dir, wait):
+        _remove_leftovers(index_dir)
+        corpus = load_corpus(settings.seeds_dir, max_bytes=int(settings.max_file_mb * 1e6))
+        embedder = embedder or get_embedder(settings.model)
+        previous = _open_previous(settings, full)
+        try:
+            report = _build(
+                settings,
+                corpus.documents,
+                corpus.skipped,
+                embedder,
+                previous,
+                progress,
+                on_progress,
+                started,
+                full,
+            )
+        finally:
+            if previous is not None:
+                previous.db.close()
+        return report
+
+
+def _build(
+    settings: Settings,
+    documents: list[Document],
+    skipped: list[tuple[str, str]],
+    embedder: Embedder,
+    previous: _Previous | None,
+    progress: bool,
+    on_progress: Callable[[str, int, int], None] | None,
+    started: float,
+    full: bool,
+) -> BuildReport:
+    old_docs: dict[str, dict] = previous.manifest["documents"] if previous else {}
+    if previous and previous.manifest.get("dim") != embedder.dim:
+        previous = None
+        old_docs = {}
+    status = {}
+    for doc in documents:
+        old = old_docs.get(doc.id)
+        status[doc.id] = (
+            "new" if old is None else ("unchanged" if old["sha256"] == doc.sha256 else "changed")
+        )
+    removed = sorted(set(old_docs) - {d.id for d in documents})
+    counts = {k: sum(1 for v in status.values() if v == k) for k in ("new", "changed", "unchanged")}
+
+    seeds_dir = Path(settings.seeds_dir)
+    if previous and not removed and counts["unchanged"] == len(documents) and not full:
+        # Nothing to embed. Refresh the recorded file stats so the stale check stays cheap.
+        if _stats_changed(previous.manifest, seeds_dir, documents):
+            _refresh_manifest(settings, previous, seeds_dir, documents, skipped)
+        total = previous.manifest["counts"]["chunks"]
+        return BuildReport(
+            documents=len(documents),
+            new=0,
+            changed=0,
+            removed=0,
+            unchanged=len(documents),
+            embedded_chunks=0,
+            reused_chunks=total,
+            total_chunks=total,
+            skipped=skipped,
+            seconds=time.perf_counter() - started,
+            full=False,
+            index_dir=str(settings.index_dir),
+            up_to_date=True,
+        )
+
+    encoding = get_encoding(settings.encoding)
+    # Chunk what is new or changed; every chunk must fit the embedder's window with its title.
+    new_chunks: dict[str, list[Chunk]] = {}
+    for doc in documents:
+        if status[doc.id] == "unchanged":
+            continue
+        title = doc.title
+        chunker = Chunker(
+            encoding,
+            settings.chunk_tokens,
+            settings.chunk_overlap,
+            fits=lambda t, title=title: embedder.fits(
+                embedding_text(title, t, settings.embed_titles)
+            ),
+        )
+        new_chunks[doc.id] = chunker.chunk(doc)
+
+    to_embed = [
+        embedding_text(doc.title, c.text, settings.embed_titles)
+        for doc in documents
+        for c in new_chunks.get(doc.id, [])
+    ]
+    new_vectors = _embed_all(embedder, to_embed, settings.batch_size, progress, on_progress)
+
+    build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    index_dir = Path(settings.index_dir)
+    tmp = index_dir / f".tmp-{build_id}"
+    tmp.mkdir()
+    try:
+        vectors = np.zeros((0, embedder.dim), np.float32)
+        parts: list[np.ndarray] = []
+        manifest_docs: dict[str, dict] = {}
+        db = sqlite3.connect(tmp / CHUNKS)
+        db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+            "CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, sha256 TEXT NOT NULL,"
+            " first_chunk INTEGER NOT NULL, n_chunks INTEGER NOT NULL);"
+            "CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,"
+            ' "end" INTEGER NOT NULL, n_tokens INTEGER NOT NULL, text TEXT NOT NULL);'
+        )
+        bm25_texts: list[str] = []
+        row = 0
+        cursor = 0
+        for doc in documents:
+            if status[doc.id] == "unchanged":
+                old = old_docs[doc.id]
+                first, n = old["first_chunk"], old["chunks"]
+                rows = previous.db.execute(
+                    'SELECT start, "end", n_tokens, text FROM chunks WHERE id >= ? AND id < ? ORDER BY id',
+                    (first, first + n),
+                ).fetchall()
+                if len(rows) != n:
+                    raise CorruptIndexError(
+                        f"previous chunk store lost rows of {doc.id}; {FIX_FULL}"
+                    )
+                parts.append(
+                    previous.index.reconstruct_n(first, n)
+                    if n
+                    else np.zeros((0, embedder.dim), np.float32)
+                )
+                chunk_rows = [(doc.id, s, e, nt, t) for s, e, nt, t in rows]
+            else:
+                chunks = new_chunks[doc.id]
+                n = len(chunks)
+                parts.append(new_vectors[cursor : cursor + n])
+                cursor += n
+                chunk_rows = [(c.doc_id, c.start, c.end, c.n_tokens, c.text) for c in chunks]
+            db.executemany(
+                'INSERT INTO chunks (id, doc_id, start, "end", n_tokens, text) VALUES (?, ?, ?, ?, ?, ?)',
+                [(row + i, *r) for i, r in enumerate(chunk_rows)],
+            )
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                (doc.id, doc.title, doc.sha256, row, n),
+            )
+            bm25_texts.extend(
+                embedding_text(doc.title, r[4], settings.embed_titles) for r in chunk_rows
+            )
+            manifest_docs[doc.id] = {
+                "sha256": doc.sha256,
+                "chunks": n,
+                "first_chunk": row,
+                "title": doc.title,
+                **_stat(seeds_dir / doc.id),
+            }
+            row += n
+        db.commit()
+        db.close()
+        if parts:
+            vectors = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        index_info = _write_faiss(vectors, embedder.dim, settings, tmp / VECTORS)
+        _write_bm25(bm25_texts, tmp / BM25_DIR)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "package_version": _package_version(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_id": build_id,
+            "model": settings.model,
+            "dim": embedder.dim,
+            "normalized": True,
+            "model_max_tokens": embedder.max_tokens,
+            "chunking": settings.chunk_params(),
+            "index": index_info,
+            "bm25": BM25_PARAMS,
+            "counts": {"documents": len(documents), "chunks": row},
+            "source": {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
+            "skipped": dict(skipped),
+            "documents": manifest_docs,
+            "files": _file_infos(tmp),
+        }
+        _write_json(tmp / MANIFEST, manifest)
+        _fsync_tree(tmp)
+        final = index_dir / f"build-{build_id}"
+        os.rename(tmp, final)
+        _fsync_dir(index_dir)
+        _point_current(index_dir, final.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _remove_old_builds(index_dir, keep=final.name)
+    return BuildReport(
+        documents=len(documents),
+        new=counts["new"],
+        changed=counts["changed"],
+        removed=len(removed),
+        unchanged=counts["unchanged"],
+        embedded_chunks=len(to_embed),
+        reused_chunks=row - len(to_embed),
+        total_chunks=row,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+        full=full,
+        index_dir=str(index_dir),
+    )
+
+
+def _embed_all(
+    embedder: Embedder,
+    texts: list[str],
+    batch_size: int,
+    progress: bool,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> np.ndarray:
+    """Embed in blocks so a progress bar (and ``on_progress``) can follow along."""
+    from tqdm import tqdm
+
+    if not texts:
+        return np.zeros((0, embedder.dim), np.float32)
+    block = max(batch_size * 8, 256)
+    out: list[np.ndarray] = []
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
+        for i in range(0, len(texts), block):
+            part = texts[i : i + block]
+            out.append(embedder.embed(part, batch_size=batch_size))
+            bar.update(len(part))
+            if on_progress:
+                on_progress("embedding", min(i + block, len(texts)), len(texts))
+    vectors = np.concatenate(out).astype(np.float32, copy=False)
+    if vectors.shape != (len(texts), embedder.dim):
+        raise ValueError(
+            f"embedder returned shape {vectors.shape}, expected ({len(texts)}, {embedder.dim})"
+        )
+    return vectors
+
+
+def _write_faiss(vectors: np.ndarray, dim: int, settings: Settings, path: Path) -> dict:
+    import faiss
+
+    n = len(vectors)
+    if n >= settings.ann_threshold:
+        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+        index.hnsw.efSearch = settings.hnsw_ef_search
+        info = {
+            "kind": "hnsw",
+            "metric": "inner_product",
+            "params": {
+                "m": settings.hnsw_m,
+                "ef_construction": settings.hnsw_ef_construction,
+                "ef_search": settings.hnsw_ef_search,
+            },
+        }
+    else:
+        index = faiss.IndexFlatIP(dim)
+        info = {"kind": "flat", "metric": "inner_product", "params": {}}
+    if n:
+        index.add(vectors)
+    faiss.write_index(index, str(path))
+    return info
+
+
+def _write_bm25(texts: list[str], path: Path) -> None:
+    import bm25s
+
+    retriever = bm25s.BM25(k1=BM25_PARAMS["k1"], b=BM25_PARAMS["b"])
+    tokens = bm25_tokens(texts) if texts else []
+    # An empty corpus (or one without terms) still gets a loadable index.
+    if not any(tokens):
+        tokens = [[""]] * max(1, len(texts))
+    retriever.index(tokens, show_progress=False)
+    retriever.save(str(path))
+
+
+def _refresh_manifest(
+    settings: Settings,
+    previous: _Previous,
+    seeds_dir: Path,
+    documents: list[Document],
+    skipped: list[tuple[str, str]],
+) -> None:
+    """Rewrite only the manifest's file stats (same content), atomically."""
+    manifest = dict(previous.manifest)
+    manifest["documents"] = {
+        d.id: {**previous.manifest["documents"][d.id], **_stat(seeds_dir / d.id)} for d in documents
+    }
+    manifest["skipped"] = dict(skipped)
+    _write_json(previous.build / MANIFEST, manifest)
+
+
+def _stats_changed(manifest: dict, seeds_dir: Path, documents: list[Document]) -> bool:
+    return any(
+        {k: manifest["documents"][d.id].get(k) for k in ("size", "mtime_ns")}
+        != _stat(seeds_dir / d.id)
+        for d in documents
+    )
+
+
+def _stat(path: Path) -> dict:
+    try:
+        st = path.stat()
+    except OSError:
+        return {"size": None, "mtime_ns": None}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _point_current(index_dir: Path, name: str) -> None:
+    tmp = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Delete what killed builds left behind (called under the build lock)."""
+    for path in index_dir.iterdir():
+        if path.name.startswith((".tmp-", f".{CURRENT}.")):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    try:
+        live = current_build(index_dir)
+    except CorruptIndexError:
+        return
+    if live is not None:
+        _remove_old_builds(index_dir, keep=live.name)
+
+
+def _remove_old_builds(index_dir: Path, keep: str) -> None:
+    for path in index_dir.iterdir():
+        if path.is_dir() and path.name.startswith("build-") and path.name != keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _file_infos(root: Path) -> dict[str, dict]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            out[path.relative_to(root).as_posix()] = {
+                "size": path.stat().st_size,
+                "sha256": _file_sha256(path),
+            }
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+        _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def index_status(settings: Settings | None = None) -> dict:
+    """A summary of the live index for the CLI and the web app (no model is loaded)."""
+    settings = settings or Settings()
+    build = current_build(settings.index_dir)
+    if build is None:
+        return {"built": False, "index_dir": str(settings.index_dir)}
+    manifest = read_manifest(build)
+    changes = seed_changes(manifest, settings.seeds_dir)
+    return {
+        "built": True,
+        "index_dir": str(settings.index_dir),
+        "build": build.name,
+        "created": manifest["created"],
+        "model": manifest["model"],
+        "dim": manifest["dim"],
+        "index": manifest["index"]["kind"],
+        "chunks": manifest["counts"]["chunks"],
+        "documents": {
+            k: {"title": v["title"], "chunks": v["chunks"]}
+            for k, v in manifest["documents"].items()
+        },
+        "stale": bool(changes),
+        "changes": changes,
+    }

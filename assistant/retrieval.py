@@ -1,0 +1,238 @@
+"""Find the passages for a question: dense FAISS search plus BM25, fused, overlaps merged."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Settings
+from .embedder import Embedder, get_embedder
+from .index import LoadedIndex, current_build, embedding_text, load_index
+from .types import Passage
+
+__all__ = ["Retriever", "retrieve", "fuse", "get_retriever"]
+
+
+@dataclass
+class _Hit:
+    chunk_id: int
+    score: float
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    lexical_score: float | None = None
+    lexical_rank: int | None = None
+
+
+def fuse(
+    dense: tuple[np.ndarray, np.ndarray],
+    lexical: tuple[np.ndarray, np.ndarray],
+    method: str = "rrf",
+    rrf_k: int = 60,
+    dense_weight: float = 0.5,
+) -> list[_Hit]:
+    """Combine ranked ``(scores, ids)`` lists into one ranking, best first.
+
+    ``rrf``: score = 2w/(k + dense_rank) + 2(1-w)/(k + lexical_rank) (w = 0.5 is plain RRF).
+    ``weighted``: min-max normalize each side's scores over its candidates, then
+    w * dense + (1 - w) * lexical; a side that missed the chunk contributes 0.
+    ``dense`` / ``bm25``: one side only.
+    """
+    hits: dict[int, _Hit] = {}
+    for rank, (score, cid) in enumerate(zip(*dense), start=1):
+        hits[int(cid)] = _Hit(int(cid), 0.0, dense_score=float(score), dense_rank=rank)
+    for rank, (score, cid) in enumerate(zip(*lexical), start=1):
+        hit = hits.setdefault(int(cid), _Hit(int(cid), 0.0))
+        hit.lexical_score, hit.lexical_rank = float(score), rank
+    w = dense_weight
+    if method == "rrf":
+        for h in hits.values():
+            h.score = (2 * w / (rrf_k + h.dense_rank) if h.dense_rank else 0.0) + (
+                2 * (1 - w) / (rrf_k + h.lexical_rank) if h.lexical_rank else 0.0
+            )
+    elif method == "weighted":
+        d_lo, d_hi = _bounds(dense[0])
+        l_lo, l_hi = _bounds(lexical[0])
+        for h in hits.values():
+            d = (h.dense_score - d_lo) / (d_hi - d_lo) if h.dense_score is not None else 0.0
+            lx = (h.lexical_score - l_lo) / (l_hi - l_lo) if h.lexical_score is not None else 0.0
+            h.score = w * d + (1 - w) * lx
+    elif method == "dense":
+        hits = {c: h for c, h in hits.items() if h.dense_rank}
+        for h in hits.values():
+            h.score = h.dense_score
+    elif method == "bm25":
+        hits = {c: h for c, h in hits.items() if h.lexical_rank}
+        for h in hits.values():
+            h.score = h.lexical_score
+    else:
+        raise ValueError(f"unknown fusion method {method!r}")
+    return sorted(hits.values(), key=lambda h: (-h.score, h.chunk_id))
+
+
+def _bounds(scores: np.ndarray) -> tuple[float, float]:
+    if len(scores) == 0:
+        return 0.0, 1.0
+    lo, hi = float(np.min(scores)), float(np.max(scores))
+    return (lo, hi) if hi > lo else (lo - 1.0, hi)
+
+
+MAX_MERGED = 2  # a passage joins at most two overlapping chunks, so it stays readable
+
+
+def merge_overlaps(rows: list[tuple[_Hit, tuple]], k: int) -> list[Passage]:
+    """Turn ranked chunk rows into at most ``k`` passages; chunks that overlap a better passage
+    of the same document are merged into it, so each passage is a different piece of evidence."""
+    passages: list[dict] = []
+    for hit, (doc_id, start, end, text, title) in rows:
+        touching = [
+            p for p in passages if p["source"] == doc_id and start < p["end"] and end > p["start"]
+        ]
+        if len(touching) == 1 and len(touching[0]["chunk_ids"]) < MAX_MERGED:
+            p = touching[0]
+            if start < p["start"]:
+                p["text"] = text[: p["start"] - start] + p["text"]
+                p["start"] = start
+            if end > p["end"]:
+                p["text"] = p["text"] + text[len(text) - (end - p["end"]) :]
+                p["end"] = end
+            p["chunk_ids"].append(hit.chunk_id)
+        elif not touching and len(passages) < k:
+            passages.append(
+                {
+                    "text": text,
+                    "source": doc_id,
+                    "title": title,
+                    "start": start,
+                    "end": end,
+                    "score": hit.score,
+                    "dense_score": hit.dense_score,
+                    "dense_rank": hit.dense_rank,
+                    "lexical_score": hit.lexical_score,
+                    "lexical_rank": hit.lexical_rank,
+                    "chunk_ids": [hit.chunk_id],
+                }
+            )
+        # otherwise: the region is already covered by better passages; drop the duplicate
+    return [Passage(**{**p, "chunk_ids": tuple(p["chunk_ids"])}) for p in passages]
+
+
+class Retriever:
+    """Hybrid search over one index folder. Loads once; reloads when a new build is swapped in."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        check_seeds: bool = True,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._embedder = embedder
+        self.check_seeds = check_seeds
+        self._lock = threading.Lock()
+        self._index: LoadedIndex | None = None
+        self._build_name: str | None = None
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings.model)
+        return self._embedder
+
+    @property
+    def index(self) -> LoadedIndex:
+        """The live build, reopened if ``CURRENT`` now names another one."""
+        build = current_build(self.settings.index_dir)
+        name = build.name if build else None
+        if self._index is None or name != self._build_name:
+            with self._lock:
+                if self._index is None or name != self._build_name:
+                    loaded = load_index(self.settings, check_seeds=self.check_seeds)
+                    if loaded.manifest["dim"] != self.embedder.dim:
+                        from .errors import IncompatibleIndexError
+
+                        raise IncompatibleIndexError(
+                            f"index has {loaded.manifest['dim']}-d vectors, the model gives "
+                            f"{self.embedder.dim}; run `assistant build`"
+                        )
+                    self._index, self._build_name = loaded, loaded.build.name
+        return self._index
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector (cached: follow-ups and the answer step reuse it)."""
+        with self._lock:
+            cached = self._query_cache.get(query)
+            if cached is not None:
+                self._query_cache.move_to_end(query)
+                return cached
+        vector = self.embedder.embed([query])[0]
+        with self._lock:
+            self._query_cache[query] = vector
+            if len(self._query_cache) > 1024:
+                self._query_cache.popitem(last=False)
+        return vector
+
+    def search(self, query: str, k: int = 5) -> list[Passage]:
+        """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""
+        query = _check_query(query, k)
+        s = self.settings
+        index = self.index
+        n = max(s.candidates, k)
+        dense = (np.zeros(0, np.float32), np.zeros(0, np.int64))
+        lexical = dense
+        if s.fusion != "bm25":
+            dense = index.dense_search(self.embed_query(query), n)
+        if s.fusion != "dense":
+            lexical = index.lexical_search(query, n)
+        hits = fuse(dense, lexical, s.fusion, s.rrf_k, s.dense_weight)
+        # Fetch rows for a growing prefix: merged overlaps may need more than k chunks.
+        limit = max(2 * k, 16)
+        while True:
+            prefix = hits[:limit]
+            rows = index.chunk_rows(h.chunk_id for h in prefix)
+            passages = merge_overlaps(
+                [(h, rows[h.chunk_id]) for h in prefix if h.chunk_id in rows], k
+            )
+            if len(passages) >= k or limit >= len(hits):
+                break
+            limit *= 2
+        return passages[:k]
+
+    def embedding_text(self, passage: Passage) -> str:
+        return embedding_text(passage.title, passage.text, self.settings.embed_titles)
+
+
+def _check_query(query: str, k: int) -> str:
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a string, not {type(query).__name__}")
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an integer, not {type(k).__name__}")
+    if k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k}")
+    cleaned = query.replace("\x00", " ").strip()
+    if not cleaned:
+        raise ValueError("query is empty: ask about something in the documents")
+    return cleaned
+
+
+_retrievers: dict[str, Retriever] = {}
+_retrievers_lock = threading.Lock()
+
+
+def get_retriever(settings: Settings | None = None) -> Retriever:
+    """The shared ``Retriever`` for these settings (one per process and settings)."""
+    settings = settings or Settings()
+    key = settings.model_dump_json()
+    with _retrievers_lock:
+        retriever = _retrievers.get(key)
+        if retriever is None:
+            retriever = _retrievers[key] = Retriever(settings)
+        return retriever
+
+
+def retrieve(query: str, k: int = 5, settings: Settings | None = None) -> list[Passage]:
+    """The ``k`` best passages for ``query`` from the index in ``ASSISTANT_INDEX_DIR``."""
+    return get_retriever(settings).search(query, k)

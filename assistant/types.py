@@ -1,0 +1,116 @@
+"""Frozen dataclasses with plain fields: what flows between the modules and out to callers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """A seed file, decoded. ``id`` is its path relative to the seeds folder."""
+
+    id: str
+    title: str
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A token-budgeted span of a document: ``document.text[start:end] == text``."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved piece of evidence, with the scores that put it where it is."""
+
+    text: str
+    source: str
+    title: str
+    start: int
+    end: int
+    score: float
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    lexical_score: float | None = None
+    lexical_rank: int | None = None
+    chunk_ids: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verbatim quote: ``source_file_text[start:end] == quote``, checked before it is shown."""
+
+    n: int
+    source: str
+    title: str
+    start: int
+    end: int
+    quote: str
+    passage: str
+    passage_start: int
+    passage_end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the assistant says: markdown ``text`` with ``[n]`` markers that refer to ``citations``."""
+
+    text: str
+    citations: list[Citation]
+    passages: list[Passage]
+    abstained: bool
+    query: str
+    question: str = ""
+    evidence_score: float = 0.0
+    mode: str = "extractive"
+    notices: list[str] = field(default_factory=list)
+    dropped_citations: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did, in numbers."""
+
+    documents: int
+    new: int
+    changed: int
+    removed: int
+    unchanged: int
+    embedded_chunks: int
+    reused_chunks: int
+    total_chunks: int
+    skipped: list[tuple[str, str]]
+    seconds: float
+    full: bool
+    index_dir: str
+    up_to_date: bool = False
+
+    def summary(self) -> str:
+        text = (
+            f"{self.documents} documents: {self.new} new, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged; "
+            f"embedded {self.embedded_chunks} chunks, reused {self.reused_chunks}"
+        )
+        if self.up_to_date:
+            text += " (index already up to date)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,86 @@
+"""Fixtures: a deterministic fake embedder and settings pointing at a temporary folder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "seeds" / "kim-jong-un-party-congress.txt"
+
+
+class FakeEmbedder:
+    """Bag of hashed, lower-cased words: similar texts get similar vectors. Counts its calls."""
+
+    name = "fake"
+    dim = 64
+    max_tokens = 256
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts_embedded = 0
+
+    def embed(self, texts, batch_size=32, progress=False):
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                out[i, h % self.dim] += 1.0 if (h >> 8) % 2 else -1.0
+            norm = np.linalg.norm(out[i])
+            out[i] = out[i] / norm if norm else out[i]
+            if not norm:
+                out[i, 0] = 1.0
+        return out
+
+    def fits(self, text: str) -> bool:
+        return len(re.findall(r"\w+|[^\w\s]", text)) + 2 <= self.max_tokens
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    monkeypatch.setenv("ASSISTANT_SEEDS_DIR", str(seeds))
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "embeddings"))
+    monkeypatch.setenv("ASSISTANT_MODEL", "fake")
+    return Settings()
+
+
+def write(settings: Settings, name: str, text: str | bytes) -> Path:
+    path = Path(settings.seeds_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def seeded(settings) -> Settings:
+    """Settings whose seeds folder holds the real seed article and two short documents."""
+    write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
+    write(
+        settings,
+        "notes/bread.md",
+        "# Baking bread\n\nSourdough needs a starter. Knead the dough for ten minutes. Bake at 230 degrees.\n",
+    )
+    write(
+        settings,
+        "cats.txt",
+        "Cats sleep for about sixteen hours a day. They are crepuscular animals.\n",
+    )
+    return settings

@@ -1,0 +1,36 @@
+import pytest
+
+from assistant.config import Settings, settings_table
+
+from .conftest import REPO
+
+
+def test_readme_settings_table_matches_the_code():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert settings_table() in readme, (
+        "README settings table is stale: run `assistant settings --table`"
+    )
+
+
+def test_every_field_is_documented():
+    for name, field in Settings.model_fields.items():
+        assert field.description, name
+
+
+def test_env_prefix_and_validation(monkeypatch):
+    monkeypatch.setenv("ASSISTANT_CHUNK_TOKENS", "150")
+    monkeypatch.setenv("ASSISTANT_SEEDS_DIR", "/tmp/x")
+    s = Settings()
+    assert s.chunk_tokens == 150 and str(s.seeds_dir) == "/tmp/x"
+    monkeypatch.setenv("ASSISTANT_CHUNK_OVERLAP", "100")
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        Settings()
+
+
+def test_ci_runs_the_readme_test_command():
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
+    test_command = next(b for b in blocks if "pytest" in b and "venv" in b)
+    assert test_command in (REPO / ".ci" / "run").read_text(encoding="utf-8")

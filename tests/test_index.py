@@ -1,0 +1,223 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.errors import (
+    CorruptIndexError,
+    IncompatibleIndexError,
+    IndexLockedError,
+    IndexMissingError,
+    StaleIndexError,
+)
+from assistant.index import build_index, current_build, load_index, read_manifest
+
+from .conftest import REPO, write
+
+
+def test_build_writes_manifest_and_store(seeded, fake_embedder):
+    report = build_index(seeded, embedder=fake_embedder)
+    assert (report.documents, report.new, report.embedded_chunks) == (3, 3, report.total_chunks)
+    manifest = read_manifest(current_build(seeded.index_dir))
+    assert manifest["format"] == 1 and manifest["model"] == "fake" and manifest["dim"] == 64
+    assert manifest["chunking"] == seeded.chunk_params()
+    assert manifest["index"]["kind"] == "flat"
+    assert set(manifest["documents"]) == {"cats.txt", "news.txt", "notes/bread.md"}
+    assert sum(d["chunks"] for d in manifest["documents"].values()) == manifest["counts"]["chunks"]
+    assert {"vectors.faiss", "chunks.sqlite"} <= set(manifest["files"])
+    index = load_index(seeded)
+    rows = index.chunk_rows(range(index.size))
+    for doc_id, start, end, text, _title in rows.values():
+        source = (seeded.seeds_dir / doc_id).read_text(encoding="utf-8")
+        assert source[start:end] == text
+
+
+def test_incremental_build_embeds_only_the_new_document(seeded, fake_embedder):
+    first = build_index(seeded, embedder=fake_embedder)
+    fake_embedder.texts_embedded = 0
+    write(seeded, "fourth.txt", "A fourth document about penguins. Penguins live in Antarctica.")
+    second = build_index(seeded, embedder=fake_embedder)
+    assert (second.new, second.changed, second.removed, second.unchanged) == (1, 0, 0, 3)
+    assert second.embedded_chunks == fake_embedder.texts_embedded == 1
+    assert second.reused_chunks == first.total_chunks
+    assert "1 new, 0 changed, 0 removed, 3 unchanged; embedded 1 chunks, reused" in second.summary()
+
+
+def test_changed_and_removed_documents(seeded, fake_embedder):
+    build_index(seeded, embedder=fake_embedder)
+    write(seeded, "cats.txt", "Cats are now dogs. Completely different text.")
+    (seeded.seeds_dir / "notes/bread.md").unlink()
+    report = build_index(seeded, embedder=fake_embedder)
+    assert (report.new, report.changed, report.removed, report.unchanged) == (0, 1, 1, 1)
+    index = load_index(seeded)
+    docs = {row[0] for row in index.chunk_rows(range(index.size)).values()}
+    assert docs == {"cats.txt", "news.txt"}
+    assert index.lexical_search("sourdough starter", 5)[1].size == 0
+
+
+def test_nothing_changed_is_a_no_op(seeded, fake_embedder):
+    build_index(seeded, embedder=fake_embedder)
+    before = current_build(seeded.index_dir)
+    report = build_index(seeded, embedder=fake_embedder)
+    assert report.up_to_date and report.embedded_chunks == 0
+    assert current_build(seeded.index_dir) == before
+
+
+def test_full_rebuild_and_chunk_setting_change_reembed_everything(
+    seeded, fake_embedder, monkeypatch
+):
+    first = build_index(seeded, embedder=fake_embedder)
+    assert (
+        build_index(seeded, embedder=fake_embedder, full=True).embedded_chunks == first.total_chunks
+    )
+    monkeypatch.setenv("ASSISTANT_CHUNK_TOKENS", "100")
+    changed = Settings()
+    with pytest.raises(IncompatibleIndexError, match="chunk_tokens"):
+        load_index(changed)
+    report = build_index(changed, embedder=fake_embedder)
+    assert report.reused_chunks == 0 and report.embedded_chunks == report.total_chunks
+
+
+def test_model_mismatch_raises_with_fix(seeded, fake_embedder, monkeypatch):
+    build_index(seeded, embedder=fake_embedder)
+    monkeypatch.setenv("ASSISTANT_MODEL", "other-model")
+    with pytest.raises(IncompatibleIndexError, match="assistant build"):
+        load_index(Settings())
+
+
+def test_missing_and_stale_index(seeded, fake_embedder):
+    with pytest.raises(IndexMissingError, match="assistant build"):
+        load_index(seeded)
+    build_index(seeded, embedder=fake_embedder)
+    write(seeded, "cats.txt", "Changed content entirely.")
+    with pytest.raises(StaleIndexError, match="changed: cats.txt"):
+        load_index(seeded)
+    write(seeded, "new.txt", "new")
+    with pytest.raises(StaleIndexError, match="new: new.txt"):
+        load_index(seeded)
+
+
+def test_touching_a_file_without_changing_it_is_not_stale(seeded, fake_embedder):
+    build_index(seeded, embedder=fake_embedder)
+    path = seeded.seeds_dir / "cats.txt"
+    os.utime(path, (time.time() + 100, time.time() + 100))
+    load_index(seeded)
+
+
+def test_exception_mid_build_keeps_the_old_index(seeded, fake_embedder):
+    build_index(seeded, embedder=fake_embedder)
+    before = current_build(seeded.index_dir)
+
+    class Boom(fake_embedder.__class__):
+        def embed(self, texts, batch_size=32, progress=False):
+            raise OSError("disk full (simulated)")
+
+    write(seeded, "more.txt", "More text to embed.")
+    with pytest.raises(OSError, match="disk full"):
+        build_index(seeded, embedder=Boom())
+    assert current_build(seeded.index_dir) == before
+    assert not [p for p in seeded.index_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert build_index(seeded, embedder=fake_embedder).new == 1
+
+
+def test_failing_write_keeps_the_old_index(seeded, fake_embedder, monkeypatch):
+    build_index(seeded, embedder=fake_embedder)
+    before = current_build(seeded.index_dir)
+    write(seeded, "more.txt", "More text to embed.")
+    import assistant.index as idx
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(idx, "_write_bm25", broken)
+    with pytest.raises(OSError, match="No space left"):
+        build_index(seeded, embedder=fake_embedder)
+    assert current_build(seeded.index_dir) == before
+    monkeypatch.undo()
+
+
+def test_second_build_refuses_while_locked(seeded, fake_embedder):
+    from filelock import FileLock
+
+    seeded.index_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        FileLock(str(seeded.index_dir / ".lock")),
+        pytest.raises(IndexLockedError, match="another build"),
+    ):
+        build_index(seeded, embedder=fake_embedder)
+
+
+@pytest.mark.parametrize("target", ["vectors.faiss", "chunks.sqlite", "manifest.json", "bm25"])
+def test_corrupted_files_raise_typed_errors(seeded, fake_embedder, target):
+    build_index(seeded, embedder=fake_embedder)
+    build = current_build(seeded.index_dir)
+    path = build / target
+    if path.is_dir():
+        path = sorted(path.iterdir())[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + b"garbage")
+    with pytest.raises(CorruptIndexError, match="assistant build --full"):
+        load_index(seeded)
+    report = build_index(seeded, embedder=fake_embedder)  # a corrupt old build is rebuilt in full
+    assert report.reused_chunks == 0
+    load_index(seeded)
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeEmbedder
+    from assistant.config import Settings
+    from assistant.index import build_index
+
+    class Slow(FakeEmbedder):
+        def embed(self, texts, batch_size=32, progress=False):
+            print("EMBEDDING", flush=True)
+            time.sleep(30)
+            return super().embed(texts)
+
+    build_index(Settings(), embedder=Slow())
+    """
+)
+
+
+def test_sigkill_during_embedding_leaves_previous_index(seeded, fake_embedder, tmp_path):
+    build_index(seeded, embedder=fake_embedder)
+    before = current_build(seeded.index_dir)
+    answers_before = load_index(seeded).lexical_search("troops parade", 3)[1].tolist()
+    write(seeded, "extra.txt", "An extra document that will never be embedded.")
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(REPO / "tests")))
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, env=os.environ.copy()
+    )
+    assert proc.stdout.readline().strip() == b"EMBEDDING"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert current_build(seeded.index_dir) == before
+    index = load_index(seeded, check_seeds=False)
+    assert index.lexical_search("troops parade", 3)[1].tolist() == answers_before
+    report = build_index(seeded, embedder=fake_embedder)
+    assert report.new == 1
+    assert not [p for p in seeded.index_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert len([p for p in seeded.index_dir.iterdir() if p.name.startswith("build-")]) == 1
+
+
+def test_manifest_is_valid_json_with_per_document_hashes(seeded, fake_embedder):
+    build_index(seeded, embedder=fake_embedder)
+    manifest = json.loads((current_build(seeded.index_dir) / "manifest.json").read_text())
+    for info in manifest["documents"].values():
+        assert len(info["sha256"]) == 64 and info["chunks"] >= 1
+    assert manifest["package_version"] and manifest["created"]
+    assert (
+        Path(seeded.index_dir, "CURRENT").read_text().strip()
+        == current_build(seeded.index_dir).name
+    )
