@@ -15,7 +15,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -302,6 +302,24 @@ def ask(
     return answer
 
 
+def ask_stream(
+    question: str,
+    history: Sequence[tuple[str, str]] | None = None,
+    settings: Settings | None = None,
+    retriever: Retriever | None = None,
+) -> Iterator[tuple[str, Answer | None]]:
+    """Yield ``(text_so_far, None)`` while the answer is produced, then ``(text, Answer)``.
+
+    Extractive answers are computed at once and revealed a few words at a time, so the chat
+    shows the same streaming behaviour as the optional LLM mode.
+    """
+    answer = ask(question, history, settings, retriever)
+    words = answer.text.split(" ")
+    for i in range(1, len(words), 4):
+        yield " ".join(words[:i]), None
+    yield answer.text, answer
+
+
 def extractive_answer(
     question: str, query: str, passages: list[Passage], retriever: Retriever, settings: Settings
 ) -> Answer:
@@ -407,4 +425,11 @@ def with_notice(answer: Answer, notice: str) -> Answer:
     return replace(answer, notices=[*answer.notices, notice])
 
 
-__all__ = ["ask", "extractive_answer", "render_markdown", "standalone_query", "verify_citation"]
+__all__ = [
+    "ask",
+    "ask_stream",
+    "extractive_answer",
+    "render_markdown",
+    "standalone_query",
+    "verify_citation",
+]

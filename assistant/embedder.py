@@ -73,7 +73,10 @@ class SentenceTransformerEmbedder:
         path = resolve_model_path(model)
         self.name = model
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        getter = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         self.dim = int(getter())
         self.max_tokens = int(self._model.max_seq_length)
         self._tokenizer = self._model.tokenizer

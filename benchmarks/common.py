@@ -1,0 +1,142 @@
+"""Shared benchmark plumbing: the public data sets as seed folders, cached indexes, timing.
+
+Data is read from ``../shared/data`` (never copied into the project); documents are written as
+plain files under ``.cache/bench/`` (gitignored) so they go through the normal pipeline, and the
+index built for a benchmark is kept there, keyed by the settings that decide its content, so a
+re-run does not re-embed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import statistics
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ASSISTANT_BENCH_DATA", REPO.parent / "shared" / "data"))
+CACHE = Path(os.environ.get("ASSISTANT_BENCH_CACHE", REPO / ".cache" / "bench"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            qid, did, score = line.rstrip("\n").split("\t")
+            qrels.setdefault(qid, {})[did] = int(score)
+    return qrels
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def scifact_seeds() -> Path:
+    """SciFact's 5,183 abstracts as ``<doc id>.txt`` files: title line, blank line, abstract."""
+    root = CACHE / "scifact" / "seeds"
+    done = root / ".complete"
+    if done.exists():
+        return root
+    for row in read_jsonl(DATA / "scifact" / "corpus.jsonl"):
+        _write_if_changed(root / f"{row['_id']}.txt", f"{row['title']}\n\n{row['text']}\n")
+    done.write_text("ok")
+    return root
+
+
+def squad_articles() -> dict[str, list[dict]]:
+    """SQuAD v1.1 dev paragraphs grouped by article, in order."""
+    articles: dict[str, list[dict]] = {}
+    for row in read_jsonl(DATA / "squad" / "corpus.jsonl"):
+        article = row["_id"].rsplit("_", 1)[0]
+        articles.setdefault(article, []).append(row)
+    return articles
+
+
+def squad_seeds(exclude: str | None = None) -> Path:
+    """The 48 SQuAD dev articles as ``<article>.txt`` files (title, then its paragraphs);
+    ``exclude`` leaves one article out (for the leave-one-article-out abstention run)."""
+    name = "all" if exclude is None else f"without-{exclude}"
+    root = CACHE / "squad" / name / "seeds"
+    done = root / ".complete"
+    if done.exists():
+        return root
+    for article, paragraphs in squad_articles().items():
+        if article == exclude:
+            continue
+        title = paragraphs[0]["title"].replace("_", " ")
+        body = "\n\n".join(p["text"].strip() for p in paragraphs)
+        _write_if_changed(root / f"{article}.txt", f"{title}\n\n{body}\n")
+    done.write_text("ok")
+    return root
+
+
+def index_dir_for(seeds: Path, settings_fields: dict) -> Path:
+    """A cache folder for the index of ``seeds`` under these settings (content-keyed)."""
+    key = hashlib.sha256(
+        json.dumps(settings_fields, sort_keys=True, default=str).encode()
+    ).hexdigest()[:12]
+    return seeds.parent / f"index-{key}"
+
+
+def bench_settings(seeds: Path, **overrides):
+    """Settings for a benchmark: seeds and a cached index folder keyed by what shapes the index."""
+    from assistant.config import Settings
+
+    base = Settings(seeds_dir=seeds, index_dir=seeds.parent / "index-tmp", **overrides)
+    keyed = {
+        "model": base.model,
+        **base.chunk_params(),
+        "ann_threshold": base.ann_threshold,
+        "hnsw": [base.hnsw_m, base.hnsw_ef_construction],
+    }
+    return base.model_copy(update={"index_dir": index_dir_for(seeds, keyed)})
+
+
+def ensure_index(settings, progress: bool = True):
+    """Build (incrementally; a no-op when up to date) and return the report."""
+    from assistant.index import build_index
+
+    return build_index(settings, progress=progress, wait=None)
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p95 of ``values``."""
+    ordered = sorted(values)
+    p50 = statistics.median(ordered)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return p50, p95
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A markdown table."""
+
+    def cell(v) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_note() -> str:
+    import platform
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+_WS = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    return _WS.sub(" ", text).strip().lower()
