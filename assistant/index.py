@@ -84,11 +84,20 @@ def embedding_text(title: str, text: str, with_title: bool) -> str:
 _stemmer = None
 
 
+def _bm25s():  # noqa: ANN202
+    """The bm25s module, imported lazily, with its DEBUG chatter turned off (it sets DEBUG itself)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-worded, Snowball-stemmed terms; the same for the index and queries."""
     global _stemmer
-    import bm25s
     import Stemmer
+
+    bm25s = _bm25s()
 
     if _stemmer is None:
         _stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
@@ -263,9 +272,9 @@ class LoadedIndex:
 
 def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
     """Open the live build, after checking it is complete, intact and matches ``settings``."""
-    import bm25s
     import faiss
 
+    bm25s = _bm25s()
     build = current_build(settings.index_dir)
     if build is None:
         raise IndexMissingError(f"no index in {str(settings.index_dir)!r}; {FIX}")
@@ -299,7 +308,7 @@ def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
         db.execute("SELECT count(*) FROM documents").fetchone()
     except sqlite3.DatabaseError as exc:
@@ -593,25 +602,34 @@ def _embed_all(
     progress: bool,
     on_progress: Callable[[str, int, int], None] | None,
 ) -> np.ndarray:
-    """Embed in blocks so a progress bar (and ``on_progress``) can follow along."""
+    """Embed in blocks so a progress bar (and ``on_progress``) can follow along.
+
+    Texts are sorted by length over the whole list (longest first) before they are cut into
+    blocks, and the vectors are put back in input order afterwards: every batch then pads to
+    texts of nearly the same length, as one big ``encode`` call would (sentence-transformers
+    sorts only within a call), so embedding in blocks costs no throughput.
+    """
     from tqdm import tqdm
 
     if not texts:
         return np.zeros((0, embedder.dim), np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     block = max(batch_size * 8, 256)
     out: list[np.ndarray] = []
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
         for i in range(0, len(texts), block):
-            part = texts[i : i + block]
+            part = [texts[j] for j in order[i : i + block]]
             out.append(embedder.embed(part, batch_size=batch_size))
             bar.update(len(part))
             if on_progress:
                 on_progress("embedding", min(i + block, len(texts)), len(texts))
-    vectors = np.concatenate(out).astype(np.float32, copy=False)
-    if vectors.shape != (len(texts), embedder.dim):
+    done = np.concatenate(out)
+    if done.shape != (len(texts), embedder.dim):
         raise ValueError(
-            f"embedder returned shape {vectors.shape}, expected ({len(texts)}, {embedder.dim})"
+            f"embedder returned shape {done.shape}, expected ({len(texts)}, {embedder.dim})"
         )
+    vectors = np.empty((len(texts), embedder.dim), np.float32)
+    vectors[order] = done
     return vectors
 
 
@@ -642,7 +660,7 @@ def _write_faiss(vectors: np.ndarray, dim: int, settings: Settings, path: Path) 
 
 
 def _write_bm25(texts: list[str], path: Path) -> None:
-    import bm25s
+    bm25s = _bm25s()
 
     retriever = bm25s.BM25(k1=BM25_PARAMS["k1"], b=BM25_PARAMS["b"])
     tokens = bm25_tokens(texts) if texts else []

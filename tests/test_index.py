@@ -221,3 +221,14 @@ def test_manifest_is_valid_json_with_per_document_hashes(seeded, fake_embedder):
         Path(seeded.index_dir, "CURRENT").read_text().strip()
         == current_build(seeded.index_dir).name
     )
+
+
+def test_relative_folders_work(seeded, fake_embedder, monkeypatch):
+    monkeypatch.chdir(seeded.seeds_dir.parent)
+    relative = seeded.model_copy(
+        update={"seeds_dir": Path("seeds"), "index_dir": Path("embeddings")}
+    )
+    build_index(relative, embedder=fake_embedder)
+    write(seeded, "fourth.txt", "A fourth document.")
+    assert build_index(relative, embedder=fake_embedder).new == 1
+    assert load_index(relative).size >= 4
