@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,12 @@ def seed_files(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]
             if name.startswith(".") or not name.lower().endswith(EXTENSIONS):
                 continue
             path = here / name
+            if not _utf8(_rel(path, root)):  # would break the UTF-8 chunk store and manifest
+                printable = (
+                    _rel(path, root).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                )
+                skipped.append((printable, "file name is not valid UTF-8; rename the file"))
+                continue
             if path.is_symlink():
                 try:
                     target = path.resolve(strict=True)
@@ -79,7 +86,10 @@ def seed_files(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]
 def read_document(doc_id: str, path: Path, max_bytes: int | None = None) -> Document | str:
     """The document, or the reason it was skipped (empty, too large, binary, not UTF-8)."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the build forever
+            return "not a regular file (a pipe, socket or device with a document's name)"
+        size = st.st_size
         if max_bytes is not None and size > max_bytes:
             return f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise ASSISTANT_MAX_FILE_MB)"
         data = path.read_bytes()
@@ -145,6 +155,14 @@ def _inside(path: Path, root: Path) -> bool:
     try:
         path.relative_to(root)
     except ValueError:
+        return False
+    return True
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
         return False
     return True
 

@@ -212,7 +212,9 @@ def _check_query(query: str, k: int) -> str:
         raise TypeError(f"k must be an integer, not {type(k).__name__}")
     if k <= 0:
         raise ValueError(f"k must be a positive integer, got {k}")
-    cleaned = query.replace("\x00", " ").strip()
+    # Lone surrogates (JSON "\\ud800" decodes to one) break the model's tokenizer: replace them.
+    cleaned = query.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    cleaned = cleaned.replace("\x00", " ").strip()
     if not cleaned:
         raise ValueError("query is empty: ask about something in the documents")
     return cleaned
