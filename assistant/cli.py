@@ -42,6 +42,8 @@ def _handled(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(str(exc), exc.exit_code)
         except (ValueError, TypeError) as exc:
             _fail(str(exc), 2)
+        except OSError as exc:  # a full disk, a read-only folder...: one line, not a traceback
+            _fail(str(exc), 1)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -75,7 +77,11 @@ def build(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    report = build_index(_settings(), full=full, wait=None if wait else 0)
+    try:
+        report = build_index(_settings(), full=full, wait=None if wait else 0)
+    except OSError as exc:
+        _fail(f"the build failed ({exc}); the previous index is intact: fix this and rebuild", 1)
+        raise  # unreachable
     if as_json:
         _print_json(report.to_dict())
         return

@@ -181,7 +181,7 @@ def current_build(index_dir: Path) -> Path | None:
         name = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise CorruptIndexError(f"cannot read {pointer}: {exc}; {FIX_FULL}") from exc
     if not name.startswith("build-") or "/" in name or not (Path(index_dir) / name).is_dir():
         raise CorruptIndexError(f"{pointer} names a missing build {name!r}; {FIX_FULL}")
@@ -196,9 +196,42 @@ def read_manifest(build: Path) -> dict:
         raise CorruptIndexError(f"{path} is missing; {FIX_FULL}") from exc
     except (OSError, ValueError) as exc:
         raise CorruptIndexError(f"{path} is unreadable ({exc}); {FIX_FULL}") from exc
-    if not isinstance(manifest, dict) or "files" not in manifest or "documents" not in manifest:
+    if not _manifest_shape_ok(manifest):
         raise CorruptIndexError(f"{path} is not an assistant manifest; {FIX_FULL}")
+    if "checksum" in manifest and manifest["checksum"] != _manifest_checksum(manifest):
+        raise CorruptIndexError(f"{path} does not match its checksum (garbled?); {FIX_FULL}")
     return manifest
+
+
+def _manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest without its own ``checksum`` field (a garbled value is caught)."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    ).hexdigest()
+
+
+def _manifest_shape_ok(m: Any) -> bool:
+    """The fields that loading relies on are there, with the right types."""
+    if not isinstance(m, dict):
+        return False
+    files, counts, index = m.get("files"), m.get("counts"), m.get("index")
+    return (
+        isinstance(files, dict)
+        and {VECTORS, CHUNKS} <= set(files)
+        and all(
+            isinstance(v, dict)
+            and isinstance(v.get("size"), int)
+            and isinstance(v.get("sha256"), str)
+            for v in files.values()
+        )
+        and isinstance(m.get("documents"), dict)
+        and isinstance(counts, dict)
+        and isinstance(counts.get("chunks"), int)
+        and isinstance(m.get("dim"), int)
+        and isinstance(index, dict)
+        and index.get("kind") in ("flat", "hnsw")
+    )
 
 
 def _verify_files(build: Path, manifest: dict) -> None:
@@ -341,6 +374,8 @@ def _open_previous(settings: Settings, full: bool) -> _Previous | None:
         check_compatible(manifest, settings)
         _verify_files(build, manifest)
         index = faiss.read_index(str(build / VECTORS))
+        if index.ntotal != manifest["counts"]["chunks"] or index.d != manifest["dim"]:
+            raise CorruptIndexError(f"{build / VECTORS} does not match the manifest; {FIX_FULL}")
         db = _connect_readonly(build / CHUNKS)
     except (IncompatibleIndexError, CorruptIndexError) as exc:
         log.warning("rebuilding everything: %s", exc)
@@ -569,6 +604,7 @@ def _build(
             "documents": manifest_docs,
             "files": _file_infos(tmp),
         }
+        manifest["checksum"] = _manifest_checksum(manifest)
         _write_json(tmp / MANIFEST, manifest)
         _fsync_tree(tmp)
         final = index_dir / f"build-{build_id}"
@@ -684,6 +720,7 @@ def _refresh_manifest(
         d.id: {**previous.manifest["documents"][d.id], **_stat(seeds_dir / d.id)} for d in documents
     }
     manifest["skipped"] = dict(skipped)
+    manifest["checksum"] = _manifest_checksum(manifest)
     _write_json(previous.build / MANIFEST, manifest)
 
 

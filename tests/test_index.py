@@ -11,7 +11,6 @@ import pytest
 
 from assistant.config import Settings
 from assistant.errors import (
-    CorruptIndexError,
     IncompatibleIndexError,
     IndexLockedError,
     IndexMissingError,
@@ -127,22 +126,6 @@ def test_exception_mid_build_keeps_the_old_index(seeded, fake_embedder):
     assert build_index(seeded, embedder=fake_embedder).new == 1
 
 
-def test_failing_write_keeps_the_old_index(seeded, fake_embedder, monkeypatch):
-    build_index(seeded, embedder=fake_embedder)
-    before = current_build(seeded.index_dir)
-    write(seeded, "more.txt", "More text to embed.")
-    import assistant.index as idx
-
-    def broken(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(idx, "_write_bm25", broken)
-    with pytest.raises(OSError, match="No space left"):
-        build_index(seeded, embedder=fake_embedder)
-    assert current_build(seeded.index_dir) == before
-    monkeypatch.undo()
-
-
 def test_second_build_refuses_while_locked(seeded, fake_embedder):
     from filelock import FileLock
 
@@ -154,20 +137,8 @@ def test_second_build_refuses_while_locked(seeded, fake_embedder):
         build_index(seeded, embedder=fake_embedder)
 
 
-@pytest.mark.parametrize("target", ["vectors.faiss", "chunks.sqlite", "manifest.json", "bm25"])
-def test_corrupted_files_raise_typed_errors(seeded, fake_embedder, target):
-    build_index(seeded, embedder=fake_embedder)
-    build = current_build(seeded.index_dir)
-    path = build / target
-    if path.is_dir():
-        path = sorted(path.iterdir())[0]
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] + b"garbage")
-    with pytest.raises(CorruptIndexError, match="assistant build --full"):
-        load_index(seeded)
-    report = build_index(seeded, embedder=fake_embedder)  # a corrupt old build is rebuilt in full
-    assert report.reused_chunks == 0
-    load_index(seeded)
+# Failing writes and corrupted files: tests/test_reliability.py (parametrized over every
+# writer, every index file and several kinds of damage).
 
 
 KILL_SCRIPT = textwrap.dedent(
