@@ -10,6 +10,7 @@ import numpy as np
 
 from .config import Settings
 from .embedder import Embedder, get_embedder
+from .errors import StaleIndexError
 from .index import LoadedIndex, current_build, embedding_text, load_index
 from .types import Passage
 
@@ -150,7 +151,15 @@ class Retriever:
         if self._index is None or name != self._build_name:
             with self._lock:
                 if self._index is None or name != self._build_name:
-                    loaded = load_index(self.settings, check_seeds=self.check_seeds)
+                    try:
+                        loaded = load_index(self.settings, check_seeds=self.check_seeds)
+                    except StaleIndexError:
+                        if self._index is None:
+                            raise
+                        # A build newer than the one served, though the seeds changed again while
+                        # it ran: serve it (the next build catches up; citations are checked on
+                        # disk) rather than failing every query until then.
+                        loaded = load_index(self.settings, check_seeds=False)
                     if loaded.manifest["dim"] != self.embedder.dim:
                         from .errors import IncompatibleIndexError
 

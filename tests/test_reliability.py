@@ -752,3 +752,23 @@ def test_a_swap_in_the_middle_of_a_search_does_not_mix_two_builds(seeded, monkey
     monkeypatch.undo()
     assert retriever.search(query, k=3)[0].source == "notes/bread.md"  # now from the new build
     assert retriever.index.manifest["documents"].get("aaa.txt")
+
+
+def test_serving_switches_to_a_new_build_even_if_seeds_changed_again_meanwhile(seeded):
+    """A server runs on build A; build B is swapped in, but one more document was added while
+    B was building. The server must move on to B (newer than A), not fail every query as stale."""
+    fake = FakeEmbedder()
+    build_index(seeded, embedder=fake)
+    retriever = Retriever(seeded, embedder=fake)  # check_seeds=True, as the web app's
+    assert retriever.search("cats sleep")
+    write(seeded, "penguins.txt", "Penguins live in Antarctica. They cannot fly.")
+    build_index(seeded, embedder=fake)
+    write(seeded, "later.txt", "A document added while the build was running.")
+    passages = retriever.search("penguins antarctica", k=2)
+    assert passages[0].source == "penguins.txt"
+    answer = ask("Where do penguins live?", settings=seeded, retriever=retriever)
+    assert answer.citations and all(verify_citation(c, seeded.seeds_dir) for c in answer.citations)
+    from assistant.errors import StaleIndexError
+
+    with pytest.raises(StaleIndexError):  # a fresh start on stale seeds still says so
+        Retriever(seeded, embedder=fake).search("penguins")
