@@ -1,0 +1,634 @@
+"""The web chat: a Gradio 6 app over the library (``ask_stream``, ``retrieve``, ``build_index``).
+
+The app holds no answering logic of its own. It renders what the library returns, escaping every
+piece of corpus text before adding its own markup (Gradio's sanitizer is a second line, not the
+first), saves uploads into the seeds folder under safe names, rebuilds the index with progress,
+and exposes ``/ask`` and ``/retrieve`` as named API endpoints for ``gradio_client``.
+
+Gradio is imported inside ``build_app`` and ``launch`` only, so the rendering and upload helpers
+can be imported and tested without it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import threading
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import AssistantError
+from .types import Answer, Citation, Passage
+
+log = logging.getLogger(__name__)
+
+UPLOAD_EXTENSIONS = (".txt", ".md")
+NAME_MAX = 80
+CONTEXT_CHARS = 280
+EXAMPLES_MAX = 4
+
+CSS = """
+.answer .cite { font-weight: 600; color: var(--color-accent); }
+.answer .searched, .answer .notice, .excerpt .where { font-size: 0.82em; opacity: 0.75; }
+.answer .excerpts { margin-top: 0.5em; }
+.answer details.excerpt { border-left: 3px solid var(--color-accent); padding: 0.1em 0.6em;
+  margin: 0.35em 0; }
+.answer details.excerpt summary { cursor: pointer; }
+.answer details.excerpt .passage { margin: 0.4em 0 0.2em 0; font-size: 0.92em; }
+.answer mark.quote { background: #fde68a; color: inherit; padding: 0 0.1em; }
+.answer.abstained { border-left: 4px solid #f59e0b; padding-left: 0.7em; }
+.answer.abstained .verdict { font-weight: 600; }
+.answer.abstained details.excerpt { border-left-color: #9ca3af; }
+.answer.error { border-left: 4px solid #ef4444; padding-left: 0.7em; }
+#status-banner .banner { border-radius: 6px; padding: 0.5em 0.8em; }
+#status-banner .banner.warn { background: #fef3c7; color: #78350f; }
+#status-banner .banner.ok { font-size: 0.85em; opacity: 0.8; }
+.docs-table td, .docs-table th { padding: 0.2em 0.8em 0.2em 0; text-align: left; }
+"""
+
+
+# --- rendering: every corpus string goes through _esc before any markup is added ----------
+
+
+def _esc(text: object) -> str:
+    """HTML-escaped text with line breaks as ``<br>``: no raw newline reaches the markdown
+    renderer, so the whole message stays one HTML block and corpus text is never parsed as
+    markdown either."""
+    escaped = html.escape(str(text), quote=True)
+    return escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def _clip(text: str, n: int, left: bool = False) -> str:
+    if len(text) <= n:
+        return text
+    return "…" + text[-n:].lstrip() if left else text[:n].rstrip() + "…"
+
+
+def _markers(escaped: str) -> str:
+    """``[n]`` citation markers in already-escaped text, styled."""
+    return re.sub(r"\[(\d{1,3})\]", r'<span class="cite">[\1]</span>', escaped)
+
+
+def render_citation(c: Citation, open_: bool = False) -> str:
+    """One numbered excerpt: title and location, then the quote highlighted in its passage."""
+    a = max(0, c.start - c.passage_start)
+    b = max(a, c.end - c.passage_start)
+    before = _clip(c.passage[:a], CONTEXT_CHARS, left=True)
+    after = _clip(c.passage[b:], CONTEXT_CHARS)
+    quote = c.passage[a:b] or c.quote
+    return (
+        f'<details class="excerpt"{" open" if open_ else ""}>'
+        f'<summary><span class="cite">[{c.n}]</span> <b>{_esc(c.title)}</b> '
+        f'<span class="where">{_esc(c.source)} · chars {c.start}-{c.end}</span></summary>'
+        f'<div class="passage">{_esc(before)}<mark class="quote">{_esc(quote)}</mark>'
+        f"{_esc(after)}</div></details>"
+    )
+
+
+def render_match(p: Passage) -> str:
+    """A closest match shown under an abstention (no quote to highlight)."""
+    return (
+        '<details class="excerpt match">'
+        f"<summary><b>{_esc(p.title)}</b> "
+        f'<span class="where">{_esc(p.source)} · chars {p.start}-{p.end}</span></summary>'
+        f'<div class="passage">{_esc(_clip(p.text, 2 * CONTEXT_CHARS))}</div></details>'
+    )
+
+
+def render_answer(answer: Answer) -> str:
+    """The chat message for a finished answer (one line of HTML, corpus text escaped)."""
+    parts: list[str] = []
+    if answer.abstained:
+        parts.append(
+            '<div class="answer abstained answer-final">'
+            '<p class="verdict">Not found in the documents.</p>'
+            f'<p class="answer-text">{_esc(answer.text)}</p>'
+        )
+    else:
+        mode = _esc(answer.mode)
+        parts.append(
+            f'<div class="answer answer-final mode-{mode}">'
+            f'<p class="answer-text">{_markers(_esc(answer.text))}</p>'
+        )
+    if answer.query and answer.question and answer.query != answer.question:
+        parts.append(f'<p class="searched">searched for: {_esc(answer.query)}</p>')
+    for notice in answer.notices:
+        parts.append(f'<p class="notice">note: {_esc(notice)}</p>')
+    if answer.abstained:
+        if answer.passages:
+            parts.append('<p class="closest">Closest matches:</p><div class="excerpts">')
+            parts.extend(render_match(p) for p in answer.passages[:3])
+            parts.append("</div>")
+    elif answer.citations:
+        parts.append('<div class="excerpts">')
+        parts.extend(render_citation(c, open_=i == 0) for i, c in enumerate(answer.citations))
+        parts.append("</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_partial(text: str) -> str:
+    """The answer while it streams in."""
+    return (
+        f'<div class="answer streaming"><p class="answer-text">{_markers(_esc(text))} …</p></div>'
+    )
+
+
+def render_question(text: str) -> str:
+    return f'<div class="question">{_esc(text)}</div>'
+
+
+def render_error(message: str) -> str:
+    return f'<div class="answer error answer-final"><p>{_esc(message)}</p></div>'
+
+
+def render_status(info: dict) -> str:
+    """The banner above the chat: a warning with the fix when the index is missing or stale."""
+    if not info.get("built"):
+        return (
+            '<div class="banner warn"><b>No index yet.</b> The documents in the seeds folder '
+            "have not been indexed, so questions cannot be answered. Press "
+            "<b>Build the index</b> (or run <code>assistant build</code>).</div>"
+        )
+    if info.get("error"):
+        return (
+            f'<div class="banner warn"><b>The index cannot be read:</b> {_esc(info["error"])}. '
+            "Press <b>Build the index</b>.</div>"
+        )
+    if info.get("stale"):
+        changes = info.get("changes") or []
+        shown = ", ".join(changes[:5]) + (
+            f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+        )
+        return (
+            '<div class="banner warn"><b>The index is out of date:</b> the documents changed '
+            f"since it was built ({_esc(shown)}). Answers may miss the changes until you press "
+            "<b>Build the index</b>.</div>"
+        )
+    return (
+        f'<div class="banner ok">{len(info.get("documents", {}))} documents, '
+        f"{info.get('chunks', 0)} chunks indexed with {_esc(info.get('model', ''))}.</div>"
+    )
+
+
+def render_documents(info: dict) -> str:
+    """The documents panel: index facts, then one row per indexed document."""
+    if not info.get("built"):
+        return "<p>No index has been built yet.</p>"
+    docs = info.get("documents", {})
+    rows = "".join(
+        f"<tr><td>{_esc(d.get('title', ''))}</td><td><code>{_esc(doc_id)}</code></td>"
+        f"<td>{int(d.get('chunks', 0))}</td></tr>"
+        for doc_id, d in sorted(docs.items())
+    )
+    state = "out of date: rebuild to include the changes" if info.get("stale") else "up to date"
+    return (
+        '<div class="docs">'
+        f"<p><b>Index:</b> model <code>{_esc(info.get('model', ''))}</code>, "
+        f"{int(info.get('chunks', 0))} chunks, {len(docs)} documents, built "
+        f"{_esc(info.get('created', ''))}; {state}.</p>"
+        '<table class="docs-table"><thead><tr><th>title</th><th>file</th><th>chunks</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+class UploadError(ValueError):
+    """An upload was refused; the message says why."""
+
+
+def safe_filename(name: str) -> str:
+    """A plain file name for an upload: no folders, no hidden names, only ``.txt``/``.md``.
+
+    ``"../../etc/passwd.txt"`` becomes ``"passwd.txt"``; ``".bashrc.md"`` becomes
+    ``"bashrc.md"``; characters other than letters, digits, ``-``, ``_`` and ``.`` become ``-``.
+    """
+    base = re.split(r"[\\/]", str(name or ""))[-1]
+    base = unicodedata.normalize("NFKC", base).strip()
+    stem, dot, ext = base.rpartition(".")
+    ext = ("." + ext.lower()) if dot else ""
+    if ext not in UPLOAD_EXTENSIONS:
+        raise UploadError(
+            f"only {' and '.join(UPLOAD_EXTENSIONS)} files can be added, not {_shown(base)}"
+        )
+    stem = re.sub(r"[^\w.-]+", "-", stem, flags=re.ASCII)
+    stem = re.sub(r"\.{2,}", ".", stem)
+    stem = re.sub(r"-{2,}", "-", stem).strip(".-_ ")
+    stem = stem[: NAME_MAX - len(ext)].rstrip(".-_ ")
+    if not stem:
+        stem = "document"
+    return stem + ext
+
+
+def _shown(name: str) -> str:
+    return repr(name[:60]) if name else "a file without a name"
+
+
+def check_upload(data: bytes, max_kb: int) -> str:
+    """The upload's text, or ``UploadError`` if it is too large, empty, binary or not UTF-8."""
+    if len(data) > max_kb * 1024:
+        raise UploadError(
+            f"the file is {len(data) / 1024:.0f} KB; the limit is {max_kb} KB "
+            "(ASSISTANT_MAX_UPLOAD_KB)"
+        )
+    if not data.strip():
+        raise UploadError("the file is empty")
+    if b"\x00" in data:
+        raise UploadError("the file is binary (it contains NUL bytes), not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UploadError(
+            f"the file is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8"
+        ) from exc
+
+
+def save_upload(data: bytes, original_name: str, settings: Settings) -> Path:
+    """Write an accepted upload into the seeds folder under a safe, new name; return its path.
+
+    An existing file is never overwritten: ``notes.txt`` becomes ``notes-2.txt`` and so on.
+    """
+    name = safe_filename(original_name)
+    check_upload(data, settings.max_upload_kb)
+    root = Path(settings.seeds_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    real_root = root.resolve()
+    stem, ext = os.path.splitext(name)
+    for i in range(1, 1000):
+        candidate = root / (name if i == 1 else f"{stem}-{i}{ext}")
+        if candidate.parent.resolve() != real_root:  # pragma: no cover - name has no separators
+            raise UploadError("refused: the file name points outside the seeds folder")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return candidate
+    raise UploadError(f"too many files named like {name!r} already")
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+# --- example questions, drawn from the indexed documents ---------------------------------------
+
+_COUNTED = re.compile(r"\b\d[\d,.]*\s+(?:[a-z]+-)?([a-z]{3,}s)\b")
+_ENTITY = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
+_NOT_ENTITIES = {
+    "The", "A", "An", "In", "On", "At", "It", "This", "That", "But", "And", "He", "She", "They",
+    "We", "I", "If", "As", "For", "To", "Of", "By", "With", "From", "After", "Before", "When",
+    "Then", "There", "Their", "His", "Her", "Its", "Our", "Absent", "Thursday", "Wednesday",
+    "Monday", "Tuesday", "Friday", "Saturday", "Sunday", "January", "February", "March",
+    "April", "May", "June", "July", "August", "September", "October", "November", "December",
+}  # fmt: skip
+
+
+def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX) -> list[str]:
+    """A few questions built from the indexed documents themselves (not from a fixed list).
+
+    For each document, largest first: "How many <things> ...?" from a counted noun in it, and
+    "What does <title> say about <name>?" from its most mentioned name.
+    """
+    from .corpus import read_document, source_path
+
+    docs = sorted(
+        (info.get("documents") or {}).items(), key=lambda kv: (-kv[1].get("chunks", 0), kv[0])
+    )
+    per_doc: list[list[str]] = []
+    for doc_id, meta in docs[:limit]:
+        out: list[str] = []
+        per_doc.append(out)
+        try:
+            doc = read_document(doc_id, source_path(settings.seeds_dir, doc_id), 2_000_000)
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, str):
+            continue
+        title = " ".join(meta.get("title", doc.title).split())[:60]
+        title_words = {w.lower() for w in re.findall(r"\w+", title)}
+        counted = _COUNTED.search(doc.text)
+        if counted:
+            out.append(f"How many {counted.group(1)} does “{title}” mention?")
+        names = Counter(
+            m.group(0)
+            for m in _ENTITY.finditer(doc.text)
+            if m.group(0) not in _NOT_ENTITIES
+            and not {w.lower() for w in m.group(0).split()} <= title_words
+            and len(m.group(0)) > 2
+        )
+        if names:
+            out.append(f"What does “{title}” say about {names.most_common(1)[0][0]}?")
+        elif not counted:
+            out.append(f"What is “{title}” about?")
+    # Round-robin, so that several documents are represented when there are several.
+    ordered = [q for row in zip_longest(*per_doc) for q in row if q]
+    return list(dict.fromkeys(ordered))[:limit]
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+def _status(settings: Settings) -> dict:
+    from .index import index_status
+
+    try:
+        return index_status(settings)
+    except AssistantError as exc:
+        return {"built": True, "error": str(exc), "documents": {}, "stale": True}
+    except (OSError, ValueError, KeyError) as exc:
+        return {"built": True, "error": f"{type(exc).__name__}: {exc}", "documents": {}}
+
+
+def _needs_build(info: dict) -> bool:
+    return not info.get("built") or bool(info.get("stale")) or bool(info.get("error"))
+
+
+def _history_pairs(history: Any) -> list[tuple[str, str]]:
+    """``[[question, answer_text], ...]`` (as sent by API callers) as pairs; junk is dropped."""
+    pairs: list[tuple[str, str]] = []
+    for item in history or []:
+        if isinstance(item, (list, tuple)) and len(item) == 2:
+            pairs.append((str(item[0] or ""), str(item[1] or "")))
+        elif isinstance(item, dict) and "question" in item:
+            pairs.append((str(item.get("question") or ""), str(item.get("answer") or "")))
+    return pairs
+
+
+def build_app(settings: Settings | None = None) -> Any:
+    """The Gradio Blocks app for ``settings`` (not launched)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    from .answer import ask, ask_stream
+    from .index import build_index
+    from .retrieval import retrieve
+
+    settings = settings or Settings()
+    build_lock = threading.Lock()
+
+    # -- event handlers ---------------------------------------------------------------------
+
+    def refresh() -> tuple:
+        info = _status(settings)
+        samples = [[q] for q in example_questions(settings, info)] if info.get("built") else []
+        return (
+            render_status(info),
+            gr.Button(visible=_needs_build(info)),
+            render_documents(info),
+            gr.Dataset(samples=samples or [["What are these documents about?"]]),
+        )
+
+    def respond(message: str, chat: list, turns: list) -> Iterator[tuple]:
+        message = (message or "").strip()
+        chat = list(chat or [])
+        turns = list(turns or [])
+        if not message:
+            yield gr.skip(), chat, turns
+            return
+        chat.append({"role": "user", "content": render_question(message)})
+        chat.append({"role": "assistant", "content": render_partial("")})
+        yield "", chat, turns
+        try:
+            for text, answer in ask_stream(message, [tuple(t) for t in turns], settings):
+                if answer is None:
+                    chat[-1] = {"role": "assistant", "content": render_partial(text)}
+                else:
+                    chat[-1] = {"role": "assistant", "content": render_answer(answer)}
+                    turns.append([message, answer.text])
+                yield "", chat, turns
+        except AssistantError as exc:
+            chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
+            yield "", chat, turns
+        except ValueError as exc:
+            chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
+            yield "", chat, turns
+
+    def new_chat() -> tuple:
+        return [], [], ""
+
+    def pick_example(sample: Any) -> str:
+        if isinstance(sample, (list, tuple)):
+            return str(sample[0]) if sample else ""
+        return str(sample or "")
+
+    def add_document(path: str | None) -> tuple:
+        if not path:
+            return gr.skip(), gr.skip()
+        original = Path(path).name
+        try:
+            saved = save_upload(Path(path).read_bytes(), original, settings)
+        except UploadError as exc:
+            return f"<p class='upload-error'>Not added: {_esc(exc)}.</p>", None
+        except OSError as exc:
+            return f"<p class='upload-error'>Not added: {_esc(exc.strerror or exc)}.</p>", None
+        rel = saved.relative_to(Path(settings.seeds_dir)).as_posix()
+        return (
+            f"<p class='upload-ok'>Added <code>{_esc(rel)}</code> to the documents. "
+            "Press <b>Build the index</b> to make it searchable.</p>",
+            None,
+        )
+
+    def rebuild() -> Iterator[tuple]:
+        state: dict[str, Any] = {"stage": "starting", "done": 0, "total": 0}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            state.update(stage=stage, done=done, total=total)
+
+        def work() -> None:
+            try:
+                with build_lock:
+                    state["report"] = build_index(settings, on_progress=on_progress, wait=120)
+            except Exception as exc:  # shown in the panel; the app keeps serving
+                state["error"] = exc
+
+        thread = threading.Thread(target=work, name="assistant-build", daemon=True)
+        thread.start()
+        started = time.monotonic()
+        skip = (gr.skip(),) * 4
+        while thread.is_alive():
+            thread.join(0.4)
+            done, total = state["done"], state["total"]
+            detail = f"{state['stage']} {done}/{total} chunks" if total else "reading documents"
+            yield (
+                f"<p class='build-progress'>Building the index… {_esc(detail)} "
+                f"({time.monotonic() - started:.0f}s)</p>",
+                *skip,
+            )
+        if "error" in state:
+            exc = state["error"]
+            if not isinstance(exc, AssistantError):
+                log.exception("build failed", exc_info=exc)
+            message = f"<p class='build-error'>Build failed: {_esc(exc)}</p>"
+        else:
+            report = state["report"]
+            skipped = "".join(
+                f"<br>skipped {_esc(name)}: {_esc(reason)}" for name, reason in report.skipped
+            )
+            message = (
+                f"<p class='build-done'>Index built: {_esc(report.summary())} "
+                f"({report.total_chunks} chunks, {report.seconds:.1f}s).{skipped}</p>"
+            )
+        yield (message, *refresh())
+
+    # -- API endpoints (data in, data out) --------------------------------------------------
+
+    def api_ask(question: str, history: list | None = None) -> dict:
+        """Answer a question from the documents. ``history``: earlier ``[question, answer]``
+        pairs. Returns the answer as data: text with [n] markers, citations (source, title,
+        start, end, quote, passage), passages, abstained, query."""
+        try:
+            return ask(question, _history_pairs(history), settings).to_dict()
+        except (AssistantError, ValueError, TypeError) as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def api_retrieve(query: str, k: int = 5) -> list:
+        """The k passages that best match the query (hybrid dense + BM25 search), as data."""
+        try:
+            return [p.to_dict() for p in retrieve(query, int(k), settings)]
+        except (AssistantError, ValueError, TypeError) as exc:
+            raise gr.Error(str(exc)) from exc
+
+    # -- layout -------------------------------------------------------------------------------
+
+    with gr.Blocks(title="assistant: ask the documents", analytics_enabled=False) as demo:
+        gr.Markdown("## Ask the documents\nAnswers quote the documents verbatim, with sources.")
+        status = gr.Markdown(elem_id="status-banner", latex_delimiters=[])
+        fix = gr.Button("Build the index", variant="primary", visible=False, elem_id="fix-index")
+        turns = gr.State([])
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat-tab"):
+                chatbot = gr.Chatbot(
+                    elem_id="chat",
+                    label="Chat",
+                    height=560,
+                    latex_delimiters=[],
+                    sanitize_html=True,
+                    allow_tags=False,
+                    feedback_options=None,
+                    buttons=["copy", "copy_all"],
+                    placeholder="Ask a question about the documents.",
+                )
+                with gr.Row():
+                    question = gr.Textbox(
+                        elem_id="question",
+                        show_label=False,
+                        placeholder="Ask a question about the documents…",
+                        scale=8,
+                        autofocus=True,
+                        max_lines=4,
+                    )
+                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="send")
+                    clear = gr.Button("New chat", scale=1, elem_id="new-chat")
+                examples = gr.Dataset(
+                    components=[question],
+                    samples=[["What are these documents about?"]],
+                    label="Try asking",
+                    elem_id="examples",
+                )
+            with gr.Tab("Documents", id="docs-tab"):
+                documents = gr.Markdown(elem_id="documents", latex_delimiters=[])
+                upload = gr.File(
+                    label=f"Add a .txt or .md document (up to {settings.max_upload_kb} KB)",
+                    file_types=list(UPLOAD_EXTENSIONS),
+                    type="filepath",
+                    elem_id="upload",
+                )
+                upload_msg = gr.Markdown(elem_id="upload-message", latex_delimiters=[])
+                rebuild_btn = gr.Button("Build the index", variant="primary", elem_id="rebuild")
+                build_log = gr.Markdown(elem_id="build-log", latex_delimiters=[])
+
+        hidden = {"api_visibility": "private"}
+        panel = [status, fix, documents, examples]
+        demo.load(refresh, None, panel, **hidden)
+        chat_io = {"inputs": [question, chatbot, turns], "outputs": [question, chatbot, turns]}
+        question.submit(respond, **chat_io, concurrency_limit=4, **hidden)
+        send.click(respond, **chat_io, concurrency_limit=4, **hidden)
+        clear.click(new_chat, None, [chatbot, turns, question], **hidden)
+        chatbot.clear(new_chat, None, [chatbot, turns, question], **hidden)
+        examples.click(pick_example, examples, question, **hidden).then(
+            respond, **chat_io, concurrency_limit=4, **hidden
+        )
+        upload.upload(add_document, upload, [upload_msg, upload], **hidden).then(
+            refresh, None, panel, **hidden
+        )
+        for button in (fix, rebuild_btn):
+            button.click(
+                rebuild,
+                None,
+                [build_log, *panel],
+                concurrency_limit=1,
+                concurrency_id="build",
+                show_progress="minimal",
+                **hidden,
+            )
+        gr.api(api_ask, api_name="ask", concurrency_limit=4)
+        gr.api(api_retrieve, api_name="retrieve", concurrency_limit=4)
+    return demo
+
+
+def _theme() -> Any:
+    import gradio as gr
+
+    # System fonts: the default theme fetches Google Fonts, which an offline machine cannot.
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "monospace"],
+    )
+
+
+def launch(
+    settings: Settings | None = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    **launch_kwargs: Any,
+) -> Any:
+    """Serve the app on ``host:port`` (localhost unless told otherwise); blocks until stopped
+    unless ``prevent_thread_lock=True`` is passed, in which case the running app is returned."""
+    settings = settings or Settings()
+    demo = build_app(settings)
+    blocked = sorted(
+        {str(Path(p).resolve()) for p in (settings.seeds_dir, settings.index_dir, Path.cwd())}
+    )
+    options: dict[str, Any] = {
+        "server_name": host,
+        "server_port": port,
+        "share": False,
+        "inbrowser": False,
+        "ssr_mode": False,
+        "show_error": True,
+        # Serve no file from disk except Gradio's own upload cache: nothing of the project,
+        # the seeds or the index is readable through /gradio_api/file=.
+        "allowed_paths": [],
+        "blocked_paths": blocked,
+        "max_file_size": settings.max_upload_kb * 1024 * 2,
+        "theme": _theme(),
+        "css": CSS,
+    }
+    options.update(launch_kwargs)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(**options)
+    return demo
+
+
+__all__ = [
+    "UploadError",
+    "build_app",
+    "check_upload",
+    "example_questions",
+    "launch",
+    "render_answer",
+    "render_partial",
+    "safe_filename",
+    "save_upload",
+]

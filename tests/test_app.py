@@ -1,0 +1,286 @@
+"""The web app: it builds, renders corpus text escaped, sanitizes uploads, and serves its API.
+
+The API test launches the app on a free port (fake embedder) and calls it with gradio_client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from assistant import app as web
+from assistant.index import build_index
+from assistant.types import Answer, Citation, Passage
+
+from .conftest import REPO
+
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = "<img src=x onerror=alert(1)>"
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def _citation(quote: str, title: str = "Title", before: str = "Before. ", after: str = " After."):
+    passage = before + quote + after
+    return Citation(
+        n=1,
+        source="news.txt",
+        title=title,
+        start=100 + len(before),
+        end=100 + len(before) + len(quote),
+        quote=quote,
+        passage=passage,
+        passage_start=100,
+        passage_end=100 + len(passage),
+    )
+
+
+def _no_live_markup(rendered: str) -> None:
+    lowered = rendered.lower()
+    assert "<script" not in lowered and "<img" not in lowered
+    assert "\n" not in rendered  # one HTML block: the markdown renderer never parses corpus text
+
+
+def test_answer_rendering_escapes_corpus_text_and_highlights_the_quote():
+    quote = f"It said {XSS_SCRIPT} and *stars* [2] twice."
+    cit = _citation(quote, title=XSS_IMG, before=f"{XSS_IMG}\nline two. ")
+    answer = Answer(
+        text=f"“{quote}” [1]",
+        citations=[cit],
+        passages=[],
+        abstained=False,
+        query="what did it say? parade",
+        question="what did it say?",
+    )
+    rendered = web.render_answer(answer)
+    _no_live_markup(rendered)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered
+    assert '<mark class="quote">It said &lt;script&gt;' in rendered
+    assert '<details class="excerpt" open>' in rendered
+    assert f"news.txt · chars {cit.start}-{cit.end}" in rendered
+    assert 'class="searched">searched for: what did it say? parade' in rendered
+    assert '<span class="cite">[1]</span>' in rendered
+    # The question itself is rendered as text too.
+    assert (
+        web.render_question(XSS_IMG)
+        == '<div class="question">&lt;img src=x onerror=alert(1)&gt;</div>'
+    )
+    _no_live_markup(web.render_partial(f"“{XSS_SCRIPT}"))
+
+
+def test_no_searched_for_line_when_the_query_is_the_question():
+    answer = Answer(text="“x” [1]", citations=[_citation("x")], passages=[], abstained=False,
+                    query="q?", question="q?")  # fmt: skip
+    assert "searched for" not in web.render_answer(answer)
+
+
+def test_abstention_looks_different_and_lists_escaped_closest_matches():
+    passage = Passage(text=f"Nearby {XSS_SCRIPT} text", source="a/b.md", title=XSS_IMG,
+                      start=0, end=30, score=0.1)  # fmt: skip
+    answer = Answer(
+        text="The documents do not contain an answer to this question.",
+        citations=[],
+        passages=[passage],
+        abstained=True,
+        query="q",
+        question="q",
+        notices=[f"note {XSS_IMG}"],
+    )
+    rendered = web.render_answer(answer)
+    _no_live_markup(rendered)
+    assert "abstained" in rendered and "Not found in the documents." in rendered
+    assert "Closest matches" in rendered and "a/b.md · chars 0-30" in rendered
+    assert "<mark" not in rendered
+
+
+def test_status_and_documents_panel_escape_titles_and_offer_the_fix():
+    info = {
+        "built": True,
+        "model": "fake",
+        "chunks": 3,
+        "created": "2026-01-01T00:00:00+00:00",
+        "documents": {f"{XSS_IMG}.txt": {"title": XSS_SCRIPT, "chunks": 3}},
+        "stale": True,
+        "changes": [f"new: {XSS_IMG}.txt"],
+    }
+    for rendered in (web.render_status(info), web.render_documents(info)):
+        _no_live_markup(rendered)
+    assert "out of date" in web.render_status(info)
+    assert "No index" in web.render_status({"built": False})
+    assert "<td>3</td>" in web.render_documents(info)
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("notes.txt", "notes.txt"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\windows\\evil.md", "evil.md"),
+        (".bashrc.md", "bashrc.md"),
+        ("..hidden..name.TXT", "hidden.name.txt"),
+        ("My notes (v2) <b>.md", "My-notes-v2-b.md"),
+        (".txt", "document.txt"),
+        ("a" * 300 + ".txt", "a" * 76 + ".txt"),
+        ("Résumé Ω.md", "R-sum.md"),
+    ],
+)
+def test_safe_filename(given, expected):
+    name = web.safe_filename(given)
+    assert name == expected
+    assert "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+@pytest.mark.parametrize("given", ["evil.exe", "notes.txt.exe", "noext", "", "x.html", "a.md/"])
+def test_safe_filename_refuses_other_types(given):
+    with pytest.raises(web.UploadError):
+        web.safe_filename(given)
+
+
+def test_save_upload_writes_only_new_files_in_the_seeds_folder(settings, tmp_path):
+    seeds = settings.seeds_dir
+    first = web.save_upload(b"Hello there.\n", "../notes.txt", settings)
+    second = web.save_upload(b"Second.\n", "notes.txt", settings)
+    assert first == seeds / "notes.txt" and second == seeds / "notes-2.txt"
+    assert first.read_bytes() == b"Hello there.\n"
+    # A planted symlink is never followed: the upload takes the next free name instead.
+    outside = tmp_path / "outside.txt"
+    os.symlink(outside, seeds / "link.txt")
+    third = web.save_upload(b"Third.\n", "link.txt", settings)
+    assert third == seeds / "link-2.txt" and not outside.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seeds"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xff\xfe\x00h\x00i", "binary"),
+        (b"caf\xe9 au lait", "not UTF-8"),
+        (b"   \n\t", "empty"),
+        (b"x" * (3 * 1024 + 1), "limit is 3 KB"),
+    ],
+)
+def test_save_upload_rejects_bad_content(settings, monkeypatch, data, reason):
+    settings = settings.model_copy(update={"max_upload_kb": 3})
+    with pytest.raises(web.UploadError, match=reason):
+        web.save_upload(data, "doc.txt", settings)
+    assert list(settings.seeds_dir.iterdir()) == []
+
+
+# --- the app and its API ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_model(fake_embedder, monkeypatch):
+    import assistant.index as index_mod
+    import assistant.retrieval as retrieval_mod
+
+    monkeypatch.setattr(index_mod, "get_embedder", lambda model: fake_embedder)
+    monkeypatch.setattr(retrieval_mod, "get_embedder", lambda model: fake_embedder)
+    monkeypatch.setattr(retrieval_mod, "_retrievers", {})
+    return fake_embedder
+
+
+def test_example_questions_come_from_the_indexed_documents(seeded, fake_model):
+    from assistant.index import index_status
+
+    build_index(seeded)
+    questions = web.example_questions(seeded, index_status(seeded))
+    assert questions and len(questions) <= web.EXAMPLES_MAX
+    assert any("troops" in q for q in questions)  # the news article's counted noun
+    assert any("Baking bread" in q or "Cats" in q for q in questions)  # other documents too
+
+
+def test_app_builds_with_named_api_endpoints(seeded, fake_model):
+    import gradio as gr
+
+    demo = web.build_app(seeded)
+    assert isinstance(demo, gr.Blocks)
+    named = demo.get_api_info()["named_endpoints"]
+    assert set(named) == {"/ask", "/retrieve"}  # UI events are private
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_api_endpoints_via_gradio_client_and_live_reload(seeded, fake_model):
+    from gradio_client import Client
+
+    build_index(seeded)
+    port = _free_port()
+    demo = web.launch(seeded, port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        client = Client(url, verbose=False)
+        answer = client.predict(
+            "How many troops featured in the Wednesday night military parade?", api_name="/ask"
+        )
+        assert isinstance(answer, dict) and not answer["abstained"]
+        cit = answer["citations"][0]
+        assert "[1]" in answer["text"] and "14,000 troops" in cit["quote"]
+        source = (seeded.seeds_dir / cit["source"]).read_text(encoding="utf-8")
+        assert source[cit["start"] : cit["end"]] == cit["quote"]
+
+        # The README's three-line example, run as written against this server.
+        readme = (REPO / "README.md").read_text(encoding="utf-8")
+        section = readme.split("## Web chat", 1)[1].split("\n## ", 1)[0]
+        example = section.split("```python\n", 1)[1].split("```", 1)[0]
+        assert len(example.strip().splitlines()) == 3 and "gradio_client" in example
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(example.replace("http://127.0.0.1:7860/", url), {})
+        assert printed.getvalue().strip().splitlines()[-1].startswith("[")  # the citations
+
+        passages = client.predict("sourdough starter", 2, api_name="/retrieve")
+        assert isinstance(passages, list) and passages[0]["source"] == "notes/bread.md"
+
+        # Nothing of the seeds, the index or the project is served as a file.
+        for path in (
+            seeded.seeds_dir / "news.txt",
+            seeded.index_dir / "CURRENT",
+            REPO / "README.md",
+            "/etc/passwd",
+        ):
+            assert _status(f"{url}gradio_api/file={path}") in (403, 404)
+
+        # A document added and built while the server runs is answerable at once.
+        web.save_upload(
+            b"The Quill Island lighthouse was painted teal in 1987 by nine volunteers.\n",
+            "quill.txt",
+            seeded,
+        )
+        build_index(seeded)
+        answer = client.predict(
+            "What colour was the Quill Island lighthouse painted?", api_name="/ask"
+        )
+        assert answer["citations"] and answer["citations"][0]["source"] == "quill.txt"
+        assert "teal" in answer["citations"][0]["quote"]
+    finally:
+        demo.close()
+
+
+def test_launch_binds_localhost_by_default():
+    import inspect
+
+    assert inspect.signature(web.launch).parameters["host"].default == "127.0.0.1"

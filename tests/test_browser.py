@@ -1,0 +1,232 @@
+"""The web chat in a real browser: Debian's Chromium driven by Playwright against a live server.
+
+The server is ``python -m assistant serve --build`` on a free port, with the real model, over a
+temporary copy of the seed corpus plus a document full of HTML that must show as text. Screenshots
+go to ``artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = REPO / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+XSS_DOC = (
+    "<img src=x onerror=alert(1)>\n"
+    "The harbour festival opens with <script>alert(1)</script> fireworks over the bay. "
+    "Lantern boats <img src=x onerror=alert(1)> drift past the old pier at dusk.\n"
+    "The harbour festival lasts three days and ends with a rowing race.\n"
+)
+UPLOADED_DOC = (
+    "Quill Island lighthouse\n\n"
+    "The lighthouse on Quill Island was painted teal in 1987 by a crew of nine volunteers. "
+    "Its lamp can be seen from forty kilometres away on a clear night.\n"
+)
+LONG = 180_000  # ms: the first answer loads the model on a shared 2-core machine
+
+if CHROMIUM is None:
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install -y chromium); browser tests skipped",
+        allow_module_level=True,
+    )
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright Python package is not installed"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``assistant serve --build`` over the seeds plus the HTML-laden document; yields its URL."""
+    root = tmp_path_factory.mktemp("web")
+    seeds = root / "seeds"
+    shutil.copytree(REPO / "seeds", seeds)
+    (seeds / "harbour-festival.txt").write_text(XSS_DOC, encoding="utf-8")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ASSISTANT_SEEDS_DIR": str(seeds),
+        "ASSISTANT_INDEX_DIR": str(root / "index"),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    log_path = root / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assistant", "serve", "--build", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited ({proc.returncode}):\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not start in time:\n{log_path.read_text()}")
+            time.sleep(1)
+        yield {"url": url, "seeds": seeds, "root": root}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(LONG)
+    dialogs: list[str] = []
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.dialogs = dialogs  # type: ignore[attr-defined]
+    page.goto(server["url"], wait_until="domcontentloaded")
+    page.wait_for_selector("#question textarea")
+    page.wait_for_selector("#status-banner .banner")
+    yield page
+    context.close()
+
+
+def _shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _ask(page, question: str):
+    """Type the question, press Enter, wait for the finished answer; return its locator."""
+    before = page.locator("#chat .answer-final").count()
+    page.fill("#question textarea", question)
+    page.press("#question textarea", "Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chat .answer-final').length > n", arg=before
+    )
+    return page.locator("#chat .answer-final").last
+
+
+def test_chat_answers_with_citation_highlighted_excerpt_and_follow_up(page):
+    expect = playwright_api.expect
+    answer = _ask(page, "How many troops took part in the parade?")
+    expect(answer.locator(".answer-text")).to_contain_text("14,000 troops")
+    expect(answer.locator(".answer-text .cite").first).to_have_text("[1]")
+    excerpt = answer.locator("details.excerpt").first
+    expect(excerpt.locator("summary")).to_contain_text("[1]")
+    expect(excerpt.locator("summary")).to_contain_text("chars ")
+    mark = excerpt.locator("mark.quote")
+    expect(mark).to_be_visible()
+    expect(mark).to_contain_text("14,000 troops")
+    answer.scroll_into_view_if_needed()
+    _shot(page, "browser-01-answer-troops.png")
+
+    follow = _ask(page, "When did it take place?")
+    expect(follow.locator(".searched")).to_contain_text("searched for:")
+    expect(follow.locator(".answer-text .cite").first).to_have_text("[1]")
+    expect(follow.locator("mark.quote").first).to_be_visible()
+    assert page.locator("#chat .answer-final").count() == 2
+    _shot(page, "browser-02-follow-up.png")
+
+    page.click("#new-chat")
+    expect(page.locator("#chat .answer-final")).to_have_count(0)
+    assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_html_in_documents_and_questions_shows_as_text_and_runs_nothing(page):
+    expect = playwright_api.expect
+    answer = _ask(page, "<img src=x onerror=alert(1)> How long does the harbour festival last?")
+    expect(answer.locator("details.excerpt summary").first).to_contain_text("harbour-festival.txt")
+    passage = answer.locator("details.excerpt .passage").first
+    expect(passage).to_be_visible()
+    expect(passage).to_contain_text("<script>alert(1)</script>")
+    expect(page.locator("#chat")).to_contain_text("<img src=x onerror=alert(1)> How long")
+    _shot(page, "browser-03-html-shown-as-text.png")
+
+    page.get_by_role("tab", name="Documents").click()
+    docs = page.locator("#documents")
+    expect(docs).to_contain_text("harbour-festival.txt")
+    expect(docs).to_contain_text("<img src=x onerror=alert(1)>")  # its title, as text
+    _shot(page, "browser-04-documents.png")
+
+    page.wait_for_timeout(500)
+    assert page.locator("img[src='x']").count() == 0
+    assert page.evaluate(
+        "() => [...document.scripts].every(s => !s.textContent.includes('alert(1)'))"
+    )
+    assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
+    expect = playwright_api.expect
+    upload = tmp_path / "Quill Island (notes).txt"
+    upload.write_text(UPLOADED_DOC, encoding="utf-8")
+
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload input[type=file]").set_input_files(str(upload))
+    expect(page.locator("#upload-message .upload-ok")).to_contain_text("Quill-Island-notes.txt")
+    assert (server["seeds"] / "Quill-Island-notes.txt").read_text() == UPLOADED_DOC
+    expect(page.locator("#status-banner")).to_contain_text("out of date")
+
+    page.click("#rebuild")
+    expect(page.locator("#build-log .build-done")).to_contain_text("1 new")
+    expect(page.locator("#documents")).to_contain_text("Quill-Island-notes.txt")
+    expect(page.locator("#status-banner")).not_to_contain_text("out of date")
+    _shot(page, "browser-05-uploaded-and-rebuilt.png")
+
+    page.get_by_role("tab", name="Chat").click()
+    answer = _ask(page, "What colour was the Quill Island lighthouse painted?")
+    expect(answer.locator("mark.quote").first).to_contain_text("teal")
+    expect(answer.locator("details.excerpt summary").first).to_contain_text(
+        "Quill-Island-notes.txt"
+    )
+    _shot(page, "browser-06-answer-from-upload.png")
+    assert page.dialogs == []  # type: ignore[attr-defined]
