@@ -398,7 +398,7 @@ def build_app(settings: Settings | None = None) -> Any:
             return
         chat.append({"role": "user", "content": render_question(message)})
         chat.append({"role": "assistant", "content": render_partial("")})
-        yield "", chat, turns
+        yield "", list(chat), list(turns)
         try:
             for text, answer in ask_stream(message, [tuple(t) for t in turns], settings):
                 if answer is None:
@@ -406,13 +406,13 @@ def build_app(settings: Settings | None = None) -> Any:
                 else:
                     chat[-1] = {"role": "assistant", "content": render_answer(answer)}
                     turns.append([message, answer.text])
-                yield "", chat, turns
+                yield "", list(chat), list(turns)
         except AssistantError as exc:
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
-            yield "", chat, turns
+            yield "", list(chat), list(turns)
         except ValueError as exc:
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
-            yield "", chat, turns
+            yield "", list(chat), list(turns)
 
     def new_chat() -> tuple:
         return [], [], ""

@@ -210,6 +210,60 @@ def test_app_builds_with_named_api_endpoints(seeded, fake_model):
     assert set(named) == {"/ask", "/retrieve"}  # UI events are private
 
 
+def _handler(demo, name: str):
+    return next(f.fn for f in demo.fns.values() if f.fn.__name__ == name)
+
+
+def test_missing_index_is_announced_and_the_fix_builds_it(seeded, fake_model):
+    demo = web.build_app(seeded)
+    refresh, rebuild = _handler(demo, "refresh"), _handler(demo, "rebuild")
+    banner, fix, panel, _examples = refresh()
+    assert "No index yet" in banner and fix.visible is True
+    assert "No index has been built" in panel
+
+    steps = list(rebuild())
+    log, banner, fix, panel, examples = steps[-1]
+    assert "Index built: 3 documents: 3 new" in log
+    assert "3 documents" in banner and fix.visible is False
+    assert "notes/bread.md" in panel and "Baking bread" in panel
+    assert any("troops" in sample[0] for sample in examples.raw_samples)
+
+    # An upload makes the index stale: the banner says so and offers the button again.
+    add_document = _handler(demo, "add_document")
+    upload = seeded.seeds_dir.parent / "incoming" / "Lighthouse notes.txt"
+    upload.parent.mkdir()
+    upload.write_text("The Quill Island lighthouse was painted teal.\n", encoding="utf-8")
+    message, cleared = add_document(str(upload))
+    assert "Lighthouse-notes.txt" in message and cleared is None
+    assert (seeded.seeds_dir / "Lighthouse-notes.txt").exists()
+    banner, fix, _, _ = refresh()
+    assert "out of date" in banner and fix.visible is True
+    bad = upload.with_name("run.sh")
+    bad.write_text("echo hi\n")
+    message, _ = add_document(str(bad))
+    assert "Not added" in message and not (seeded.seeds_dir / "run.sh").exists()
+
+
+def test_chat_streams_then_renders_the_answer_and_follows_up(seeded, fake_model):
+    build_index(seeded)
+    demo = web.build_app(seeded)
+    respond, new_chat = _handler(demo, "respond"), _handler(demo, "new_chat")
+    steps = list(
+        respond("How many troops featured in the Wednesday night military parade?", [], [])
+    )
+    assert len(steps) >= 3  # the question, at least one partial answer, the final answer
+    assert "streaming" in steps[1][1][-1]["content"]
+    _, chat, turns = steps[-1]
+    assert [m["role"] for m in chat] == ["user", "assistant"]
+    assert "answer-final" in chat[-1]["content"] and "<mark" in chat[-1]["content"]
+    assert turns[0][0].startswith("How many troops") and "[1]" in turns[0][1]
+
+    _, chat, turns = list(respond("And when was that?", chat, turns))[-1]
+    assert len(chat) == 4 and len(turns) == 2
+    assert "searched for:" in chat[-1]["content"]
+    assert new_chat() == ([], [], "")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ go to ``artifacts/`` (gitignored).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -176,6 +177,13 @@ def test_chat_answers_with_citation_highlighted_excerpt_and_follow_up(page):
     assert page.locator("#chat .answer-final").count() == 2
     _shot(page, "browser-02-follow-up.png")
 
+    off_topic = _ask(page, "What is the airspeed velocity of an unladen swallow?")
+    expect(off_topic).to_have_class(re.compile(r"\babstained\b"))
+    expect(off_topic.locator(".verdict")).to_have_text("Not found in the documents.")
+    expect(off_topic.locator(".closest")).to_be_visible()
+    assert off_topic.locator("mark.quote").count() == 0
+    _shot(page, "browser-03-abstention.png")
+
     page.click("#new-chat")
     expect(page.locator("#chat .answer-final")).to_have_count(0)
     assert page.dialogs == []  # type: ignore[attr-defined]
@@ -189,13 +197,13 @@ def test_html_in_documents_and_questions_shows_as_text_and_runs_nothing(page):
     expect(passage).to_be_visible()
     expect(passage).to_contain_text("<script>alert(1)</script>")
     expect(page.locator("#chat")).to_contain_text("<img src=x onerror=alert(1)> How long")
-    _shot(page, "browser-03-html-shown-as-text.png")
+    _shot(page, "browser-04-html-shown-as-text.png")
 
     page.get_by_role("tab", name="Documents").click()
     docs = page.locator("#documents")
     expect(docs).to_contain_text("harbour-festival.txt")
     expect(docs).to_contain_text("<img src=x onerror=alert(1)>")  # its title, as text
-    _shot(page, "browser-04-documents.png")
+    _shot(page, "browser-05-documents.png")
 
     page.wait_for_timeout(500)
     assert page.locator("img[src='x']").count() == 0
@@ -220,7 +228,7 @@ def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
     expect(page.locator("#build-log .build-done")).to_contain_text("1 new")
     expect(page.locator("#documents")).to_contain_text("Quill-Island-notes.txt")
     expect(page.locator("#status-banner")).not_to_contain_text("out of date")
-    _shot(page, "browser-05-uploaded-and-rebuilt.png")
+    _shot(page, "browser-06-uploaded-and-rebuilt.png")
 
     page.get_by_role("tab", name="Chat").click()
     answer = _ask(page, "What colour was the Quill Island lighthouse painted?")
@@ -228,5 +236,5 @@ def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
     expect(answer.locator("details.excerpt summary").first).to_contain_text(
         "Quill-Island-notes.txt"
     )
-    _shot(page, "browser-06-answer-from-upload.png")
+    _shot(page, "browser-07-answer-from-upload.png")
     assert page.dialogs == []  # type: ignore[attr-defined]
