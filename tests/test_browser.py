@@ -186,6 +186,11 @@ def test_chat_answers_with_citation_highlighted_excerpt_and_follow_up(page):
 
     page.click("#new-chat")
     expect(page.locator("#chat .answer-final")).to_have_count(0)
+
+    # The example questions come from the indexed documents; clicking one asks it.
+    page.locator("#examples").get_by_text("How many troops", exact=False).first.click()
+    expect(page.locator("#chat .answer-final")).to_have_count(1)
+    expect(page.locator("#chat .question")).to_contain_text("How many troops does")
     assert page.dialogs == []  # type: ignore[attr-defined]
 
 
