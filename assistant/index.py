@@ -305,12 +305,24 @@ class LoadedIndex:
 
 def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
     """Open the live build, after checking it is complete, intact and matches ``settings``."""
+    for attempt in range(3):
+        build = current_build(settings.index_dir)
+        if build is None:
+            raise IndexMissingError(f"no index in {str(settings.index_dir)!r}; {FIX}")
+        try:
+            return _load_build(settings, build, check_seeds)
+        except CorruptIndexError:
+            # Two builds swapped in while this one was being opened: the second removed it.
+            # That is not damage; open the build that is live now.
+            if attempt == 2 or current_build(settings.index_dir) == build:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _load_build(settings: Settings, build: Path, check_seeds: bool) -> LoadedIndex:
     import faiss
 
     bm25s = _bm25s()
-    build = current_build(settings.index_dir)
-    if build is None:
-        raise IndexMissingError(f"no index in {str(settings.index_dir)!r}; {FIX}")
     manifest = read_manifest(build)
     check_compatible(manifest, settings)
     _verify_files(build, manifest)
