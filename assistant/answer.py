@@ -38,7 +38,9 @@ ABSTAIN_TEXT = "The documents do not contain an answer to this question."
 W_DENSE, W_LEXICAL, W_RANK, W_LENGTH = 0.2, 0.2, 0.05, 0.0
 P_CONTEXT = 0.1  # shortlist prior: a sentence whose neighbours match the question is embedded
 E_DENSE, E_LEXICAL = 0.55, 0.45  # evidence score of the best sentence (see evidence_score)
-MAX_EMBEDDED_SENTENCES = 8  # sentences embedded per question (cached across questions)
+MAX_EMBEDDED_SENTENCES = 8  # sentences embedded per question (cached across questions) ...
+MIN_EMBEDDED_SENTENCES = 3
+SHORTLIST_MARGIN = 0.25  # ... beyond the first 3, only those this close to the best prior
 SECOND_SENTENCE_MARGIN = 0.3
 LONG_SENTENCE_CHARS = 400
 
@@ -588,7 +590,15 @@ def _select(
         cand.context = max(before.lexical if before else 0.0, after.lexical if after else 0.0)
 
     # Embed only the most promising sentences: the embedder is the costly part of answering.
-    shortlist = sorted(candidates, key=_prior, reverse=True)[:MAX_EMBEDDED_SENTENCES]
+    # At most MAX_EMBEDDED_SENTENCES, only those whose prior is close to the best one, and
+    # never fewer than MIN_EMBEDDED_SENTENCES (so a second passage can be quoted).
+    ordered = sorted(candidates, key=_prior, reverse=True)
+    top = _prior(ordered[0])
+    shortlist = [
+        c
+        for i, c in enumerate(ordered[:MAX_EMBEDDED_SENTENCES])
+        if i < MIN_EMBEDDED_SENTENCES or _prior(c) >= top - SHORTLIST_MARGIN
+    ]
     q = retriever.embed_query(query)
     vectors = _sentence_vectors(retriever, passages, shortlist)
     for cand, vec in zip(shortlist, vectors):

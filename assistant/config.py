@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         2, ge=1, description="At most this many quoted sentences in an extractive answer."
     )
     abstain_threshold: float = Field(
-        0.4,
+        0.38,
         description="Evidence score (0.55 x cosine + 0.45 x key-term coverage of the best "
         "sentence) under which the assistant says the documents do not answer; calibrated on "
         "SQuAD by benchmarks/answers.py (see BENCHMARKS.md).",

@@ -239,3 +239,27 @@ def test_quotes_come_from_different_passages(seeded, retriever):
         assert 1 <= len(answer.citations) <= seeded.answer_sentences
         places = {(c.source, c.passage_start) for c in answer.citations}
         assert len(places) == len(answer.citations)
+
+
+@pytest.mark.model
+def test_real_model_on_the_default_seeds():
+    from assistant.config import Settings
+    from tests.conftest import REPO
+
+    settings = Settings(seeds_dir=REPO / "seeds", index_dir=REPO / "embeddings")
+    r = Retriever(settings)
+    for q in ["What is the capital of Australia?", "How do I bake sourdough bread?"]:
+        answer = ask(q, settings=settings, retriever=r)
+        assert answer.abstained, (q, answer.evidence_score)
+    answer = ask("Who wrote it?", settings=settings, retriever=r)
+    assert answer.citations[0].quote == "Write to Dasl Yoon at dasl.yoon@wsj.com"
+    answer = ask("How many troops took part in the parade?", settings=settings, retriever=r)
+    assert not answer.abstained and "14,000 troops" in answer.citations[0].quote
+    follow = ask(
+        "and when was that?",
+        history=[("How many troops took part in the parade?", answer.text)],
+        settings=settings,
+        retriever=r,
+    )
+    assert "parade" in follow.query and not follow.abstained
+    assert any("Wednesday" in c.quote for c in follow.citations)

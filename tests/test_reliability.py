@@ -749,21 +749,27 @@ def test_a_swap_in_the_middle_of_a_search_does_not_mix_two_builds(seeded, monkey
     build_index(seeded, embedder=fake)
     retriever = Retriever(seeded, embedder=fake, check_seeds=False)
     query = "sourdough starter knead the dough"
-    assert retriever.search(query, k=3)[0].source == "notes/bread.md"
-    real, calls = retrieval._check_query, []
+    before = retriever.search(query, k=3)
+    assert before[0].source == "notes/bread.md"
+    real, calls = retrieval.current_build, []
 
-    def swap_on_second_call(q, k):
-        calls.append(q)
-        if len(calls) == 2:  # inside search(), after it picked its build: swap a new one in
+    def swap_after_first_look(index_dir):
+        live = real(index_dir)
+        calls.append(live.name)
+        if len(calls) == 1:  # search() has just picked its build: swap a new one in
             text = " ".join(f"Sentence number {i} is about nothing much." for i in range(200))
             write(seeded, "aaa.txt", text)  # sorts first: every chunk id of the new build shifts
-            build_index(seeded, embedder=fake)
-        return real(q, k)
+            write(seeded, "cats.txt", text.replace("nothing", "cats"))  # so does a longer doc
+            build_index(seeded, embedder=fake, full=True)
+        return live
 
-    monkeypatch.setattr(retrieval, "_check_query", swap_on_second_call)
+    monkeypatch.setattr(retrieval, "current_build", swap_after_first_look)
     passages = retriever.search(query, k=3)
-    assert len(calls) >= 2
-    assert passages[0].source == "notes/bread.md", [(p.source, p.text[:40]) for p in passages]
+    assert current_build(seeded.index_dir).name != calls[0]  # the swap did happen mid-search
+    # All from the build the search started on: the same passages and scores as before.
+    assert [(p.source, p.start, p.end, p.score) for p in passages] == [
+        (p.source, p.start, p.end, p.score) for p in before
+    ]
     monkeypatch.undo()
     assert retriever.search(query, k=3)[0].source == "notes/bread.md"  # now from the new build
     assert retriever.index.manifest["documents"].get("aaa.txt")
