@@ -7,6 +7,7 @@ Prompt injection in generative mode (a seed saying "ignore previous instructions
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import socket
@@ -114,8 +115,13 @@ def test_server_binds_localhost_by_default(server):
 
 
 def _local_addresses() -> set[str]:
-    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False)
-    return set(out.stdout.split())
+    found: set[str] = set()
+    with contextlib.suppress(OSError):  # `hostname` may be missing
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False)
+        found.update(out.stdout.split())
+    with contextlib.suppress(OSError):
+        found.update(info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None))
+    return {ip.split("%")[0] for ip in found}
 
 
 def test_cli_serve_help_states_the_localhost_default():
