@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 as raw term-frequency postings, per-block crc32 file checks
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -64,6 +64,8 @@ CHUNKS = "chunks.sqlite"
 BM25_DIR = "bm25"
 BM25_PARAMS = {"k1": 1.2, "b": 0.75, "stemmer": "english", "stopwords": "en"}
 TITLE_PREFIX_CHARS = 200
+CHECK_BLOCK = 64 << 20  # bytes per crc32 block of an index file (blocks are checked in parallel)
+BM25_ARRAYS = ("indptr", "docs", "tfs", "lengths")
 FIX = "run `assistant build`"
 FIX_FULL = "run `assistant build --full`"
 
@@ -222,7 +224,8 @@ def _manifest_shape_ok(m: Any) -> bool:
         and all(
             isinstance(v, dict)
             and isinstance(v.get("size"), int)
-            and isinstance(v.get("sha256"), str)
+            and isinstance(v.get("crc32"), list)
+            and all(isinstance(c, int) for c in v["crc32"])
             for v in files.values()
         )
         and isinstance(m.get("documents"), dict)
@@ -230,11 +233,18 @@ def _manifest_shape_ok(m: Any) -> bool:
         and isinstance(counts.get("chunks"), int)
         and isinstance(m.get("dim"), int)
         and isinstance(index, dict)
-        and index.get("kind") in ("flat", "hnsw")
+        and index.get("kind") in ("flat", "hnsw", "ivf")
     )
 
 
 def _verify_files(build: Path, manifest: dict) -> None:
+    """Every file has its recorded size and per-block crc32 (blocks checked on all cores).
+
+    crc32 runs at about 1 GB/s per core and catches any burst of flipped bytes, so even a 1M-chunk
+    index (about 3 GB) is checked in seconds on every load: a garbled file never gives silently
+    wrong results. The manifest itself carries a sha256 of its content.
+    """
+    jobs = []
     for rel, info in manifest["files"].items():
         path = build / rel
         try:
@@ -245,8 +255,44 @@ def _verify_files(build: Path, manifest: dict) -> None:
             raise CorruptIndexError(
                 f"{path} has {size} bytes, the manifest says {info['size']} (truncated?); {FIX_FULL}"
             )
-        if _file_sha256(path) != info["sha256"]:
+        if len(info["crc32"]) != max(1, -(-size // CHECK_BLOCK)):
+            raise CorruptIndexError(f"{path} has a wrong number of checksums; {FIX_FULL}")
+        jobs += [(path, i, crc) for i, crc in enumerate(info["crc32"])]
+    for path, ok in _map_blocks(lambda job: (job[0], _block_crc(job[0], job[1]) == job[2]), jobs):
+        if not ok:
             raise CorruptIndexError(f"{path} does not match its checksum (garbled?); {FIX_FULL}")
+
+
+def _map_blocks(fn: Callable, jobs: list) -> list:
+    """``fn`` over ``jobs`` on all cores (zlib and file reads release the GIL)."""
+    if len(jobs) <= 1:
+        return [fn(j) for j in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        return list(pool.map(fn, jobs))
+
+
+def _block_crc(path: Path, block: int) -> int:
+    import zlib
+
+    crc = 0
+    with open(path, "rb") as handle:
+        handle.seek(block * CHECK_BLOCK)
+        left = CHECK_BLOCK
+        while left > 0:
+            data = handle.read(min(left, 8 << 20))
+            if not data:
+                break
+            crc = zlib.crc32(data, crc)
+            left -= len(data)
+    return crc
+
+
+def _file_crcs(path: Path) -> list[int]:
+    """crc32 of each ``CHECK_BLOCK`` of ``path`` (one block for an empty file)."""
+    n = max(1, -(-path.stat().st_size // CHECK_BLOCK))
+    return _map_blocks(lambda i: _block_crc(path, i), list(range(n)))
 
 
 class LoadedIndex:
@@ -291,16 +337,9 @@ class LoadedIndex:
         return scores[0][keep], ids[0][keep]
 
     def lexical_search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        tokens = bm25_tokens([query])[0]
-        known = [t for t in tokens if t in self.bm25.vocab_dict]
-        if not known or self.size == 0:
+        if self.size == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores = np.asarray(self.bm25.get_scores(known), dtype=np.float32)
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        top = top[scores[top] > 0]
-        return scores[top], top.astype(np.int64)
+        return self.bm25.top(bm25_tokens([query])[0], min(n, self.size))
 
 
 def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
@@ -322,7 +361,6 @@ def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
 def _load_build(settings: Settings, build: Path, check_seeds: bool) -> LoadedIndex:
     import faiss
 
-    bm25s = _bm25s()
     manifest = read_manifest(build)
     check_compatible(manifest, settings)
     _verify_files(build, manifest)
@@ -339,15 +377,25 @@ def _load_build(settings: Settings, build: Path, check_seeds: bool) -> LoadedInd
         raise CorruptIndexError(f"{build / VECTORS} is unreadable ({exc}); {FIX_FULL}") from exc
     if index.ntotal != manifest["counts"]["chunks"] or index.d != manifest["dim"]:
         raise CorruptIndexError(f"{build / VECTORS} does not match the manifest; {FIX_FULL}")
-    if manifest["index"]["kind"] == "hnsw":
-        index.hnsw.efSearch = int(
-            manifest["index"]["params"].get("ef_search", settings.hnsw_ef_search)
-        )
+    _set_search_params(index, manifest["index"])
     try:
-        bm25 = bm25s.BM25.load(str(build / BM25_DIR), mmap=True)
+        bm25 = Bm25Postings.load(build / BM25_DIR, mmap=True)
     except Exception as exc:
         raise CorruptIndexError(f"{build / BM25_DIR} is unreadable ({exc}); {FIX_FULL}") from exc
+    if bm25.num_docs != manifest["counts"]["chunks"]:
+        raise CorruptIndexError(f"{build / BM25_DIR} does not match the manifest; {FIX_FULL}")
     return LoadedIndex(build, manifest, index, bm25)
+
+
+def _set_search_params(index: Any, info: dict) -> None:
+    """Query-time parameters of an approximate index, as recorded in the manifest."""
+    import faiss
+
+    params = info.get("params", {})
+    if info["kind"] == "hnsw":
+        index.hnsw.efSearch = int(params.get("ef_search", 128))
+    elif info["kind"] == "ivf":
+        faiss.extract_index_ivf(index).nprobe = int(params.get("nprobe", 1))
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
@@ -530,103 +578,31 @@ def _build(
     ]
     new_vectors = _embed_all(embedder, to_embed, settings.batch_size, progress, on_progress)
 
-    build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    index_dir = Path(settings.index_dir)
-    tmp = index_dir / f".tmp-{build_id}"
-    tmp.mkdir()
-    try:
-        vectors = np.zeros((0, embedder.dim), np.float32)
-        parts: list[np.ndarray] = []
-        manifest_docs: dict[str, dict] = {}
-        db = sqlite3.connect(tmp / CHUNKS)
-        db.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-            "CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, sha256 TEXT NOT NULL,"
-            " first_chunk INTEGER NOT NULL, n_chunks INTEGER NOT NULL);"
-            "CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,"
-            ' "end" INTEGER NOT NULL, n_tokens INTEGER NOT NULL, text TEXT NOT NULL);'
+    new_docs: list[DocumentRows] = [
+        DocumentRows(
+            doc.id,
+            doc.title,
+            doc.sha256,
+            _stat(seeds_dir / doc.id),
+            [(c.start, c.end, c.n_tokens, c.text) for c in new_chunks[doc.id]],
         )
-        bm25_texts: list[str] = []
-        row = 0
-        cursor = 0
-        for doc in documents:
-            if status[doc.id] == "unchanged":
-                old = old_docs[doc.id]
-                first, n = old["first_chunk"], old["chunks"]
-                rows = previous.db.execute(
-                    'SELECT start, "end", n_tokens, text FROM chunks WHERE id >= ? AND id < ? ORDER BY id',
-                    (first, first + n),
-                ).fetchall()
-                if len(rows) != n:
-                    raise CorruptIndexError(
-                        f"previous chunk store lost rows of {doc.id}; {FIX_FULL}"
-                    )
-                parts.append(
-                    previous.index.reconstruct_n(first, n)
-                    if n
-                    else np.zeros((0, embedder.dim), np.float32)
-                )
-                chunk_rows = [(doc.id, s, e, nt, t) for s, e, nt, t in rows]
-            else:
-                chunks = new_chunks[doc.id]
-                n = len(chunks)
-                parts.append(new_vectors[cursor : cursor + n])
-                cursor += n
-                chunk_rows = [(c.doc_id, c.start, c.end, c.n_tokens, c.text) for c in chunks]
-            db.executemany(
-                'INSERT INTO chunks (id, doc_id, start, "end", n_tokens, text) VALUES (?, ?, ?, ?, ?, ?)',
-                [(row + i, *r) for i, r in enumerate(chunk_rows)],
-            )
-            db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                (doc.id, doc.title, doc.sha256, row, n),
-            )
-            bm25_texts.extend(
-                embedding_text(doc.title, r[4], settings.embed_titles) for r in chunk_rows
-            )
-            manifest_docs[doc.id] = {
-                "sha256": doc.sha256,
-                "chunks": n,
-                "first_chunk": row,
-                "title": doc.title,
-                **_stat(seeds_dir / doc.id),
-            }
-            row += n
-        db.commit()
-        db.close()
-        if parts:
-            vectors = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-        index_info = _write_faiss(vectors, embedder.dim, settings, tmp / VECTORS)
-        _write_bm25(bm25_texts, tmp / BM25_DIR)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "package_version": _package_version(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "build_id": build_id,
-            "model": settings.model,
-            "dim": embedder.dim,
-            "normalized": True,
-            "model_max_tokens": embedder.max_tokens,
-            "chunking": settings.chunk_params(),
-            "index": index_info,
-            "bm25": BM25_PARAMS,
-            "counts": {"documents": len(documents), "chunks": row},
-            "source": {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
-            "skipped": dict(skipped),
-            "documents": manifest_docs,
-            "files": _file_infos(tmp),
-        }
-        manifest["checksum"] = _manifest_checksum(manifest)
-        _write_json(tmp / MANIFEST, manifest)
-        _fsync_tree(tmp)
-        final = index_dir / f"build-{build_id}"
-        os.rename(tmp, final)
-        _fsync_dir(index_dir)
-        _point_current(index_dir, final.name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        for doc in documents
+        if status[doc.id] != "unchanged"
+    ]
+    kept = {d.id: _stat(seeds_dir / d.id) for d in documents if status[d.id] == "unchanged"}
+    index_dir = Path(settings.index_dir)
+    final, manifest = write_build(
+        settings,
+        embedder.dim,
+        embedder.max_tokens,
+        new_docs,
+        new_vectors,
+        previous=previous,
+        kept=kept,
+        skipped=skipped,
+    )
     _remove_old_builds(index_dir, keep=final.name)
+    row = manifest["counts"]["chunks"]
     return BuildReport(
         documents=len(documents),
         new=counts["new"],
@@ -641,6 +617,184 @@ def _build(
         full=full,
         index_dir=str(index_dir),
     )
+
+
+@dataclass
+class DocumentRows:
+    """A document to write with its chunk rows ``(start, end, n_tokens, text)``."""
+
+    id: str
+    title: str
+    sha256: str
+    stat: dict
+    rows: list[tuple[int, int, int, str]]
+
+
+_SCHEMA = (
+    "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+    "CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    " first_chunk INTEGER NOT NULL, n_chunks INTEGER NOT NULL);"
+    "CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,"
+    ' "end" INTEGER NOT NULL, n_tokens INTEGER NOT NULL, text TEXT NOT NULL);'
+)
+TOKENIZE_BATCH = 50_000
+
+
+def write_build(
+    settings: Settings,
+    dim: int,
+    model_max_tokens: int,
+    docs: Sequence[DocumentRows],
+    vectors: np.ndarray,
+    *,
+    previous: _Previous | None = None,
+    kept: dict[str, dict] | None = None,
+    skipped: Sequence[tuple[str, str]] = (),
+    source: dict | None = None,
+) -> tuple[Path, dict]:
+    """Write a complete build of ``docs`` (``vectors``: one row per chunk, in order) into
+    ``settings.index_dir`` and swap it in. Used by every build, and by benchmarks/scale.py to
+    write indexes from given vectors.
+
+    With ``previous``, the documents in ``kept`` (``{id: file stat}``) are carried over from it
+    without re-embedding or re-tokenizing: their chunk ids come first, in their old order, and
+    ``docs`` follow. When all of the previous build is kept (documents were only added), its
+    files are extended instead of rewritten: the chunk store is copied and appended to, the
+    vectors are added to its FAISS index, the new chunks' postings are merged into its BM25.
+    """
+    kept = kept or {}
+    index_dir = Path(settings.index_dir)
+    build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    tmp = index_dir / f".tmp-{build_id}"
+    tmp.mkdir()
+    try:
+        old_docs: dict[str, dict] = previous.manifest["documents"] if previous else {}
+        kept_info = sorted((old_docs[d]["first_chunk"], old_docs[d]["chunks"], d) for d in kept)
+        n_kept = sum(n for _, n, _ in kept_info)
+        extend = (
+            previous is not None
+            and n_kept == previous.manifest["counts"]["chunks"]
+            and all(
+                first == sum(n for _, n, _ in kept_info[:i])
+                for i, (first, _, _) in enumerate(kept_info)
+            )
+        )
+        manifest_docs: dict[str, dict] = {}
+        db_path = tmp / CHUNKS
+        if extend:
+            shutil.copyfile(previous.build / CHUNKS, db_path)
+            db = sqlite3.connect(db_path)
+            db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+        else:
+            db = sqlite3.connect(db_path)
+            db.executescript(_SCHEMA)
+            if kept_info:
+                db.execute("ATTACH DATABASE ? AS old", (str(previous.build / CHUNKS),))
+        row = 0
+        old_ids: list[np.ndarray] = []
+        for first, n, doc_id in kept_info:
+            old = old_docs[doc_id]
+            if not extend:
+                done = db.execute(
+                    'INSERT INTO chunks SELECT id - ?, doc_id, start, "end", n_tokens, text '
+                    "FROM old.chunks WHERE id >= ? AND id < ? ORDER BY id",
+                    (first - row, first, first + n),
+                ).rowcount
+                if done != n:
+                    raise CorruptIndexError(
+                        f"previous chunk store lost rows of {doc_id}; {FIX_FULL}"
+                    )
+                db.execute(
+                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                    (doc_id, old["title"], old["sha256"], row, n),
+                )
+            old_ids.append(np.arange(first, first + n))
+            manifest_docs[doc_id] = {**old, "first_chunk": row, **kept[doc_id]}
+            row += n
+        if kept_info and not extend:
+            db.commit()
+            db.execute("DETACH DATABASE old")
+        texts: list[str] = []
+        for doc in docs:
+            n = len(doc.rows)
+            db.executemany(
+                'INSERT INTO chunks (id, doc_id, start, "end", n_tokens, text) '
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(row + i, doc.id, *r) for i, r in enumerate(doc.rows)],
+            )
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                (doc.id, doc.title, doc.sha256, row, n),
+            )
+            texts.extend(embedding_text(doc.title, r[3], settings.embed_titles) for r in doc.rows)
+            manifest_docs[doc.id] = {
+                "sha256": doc.sha256,
+                "chunks": n,
+                "first_chunk": row,
+                "title": doc.title,
+                **doc.stat,
+            }
+            row += n
+        db.commit()
+        db.close()
+        if len(vectors) != len(texts):
+            raise ValueError(f"{len(vectors)} vectors for {len(texts)} chunks")
+
+        # Vectors: extend the previous FAISS index, or gather the kept ones and write anew.
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
+        base = None
+        if extend:
+            base = (previous.index, previous.manifest["index"])
+        elif kept_info:
+            kept_vectors = [previous.index.reconstruct_n(f, n) for f, n, _ in kept_info if n]
+            vectors = np.concatenate([*kept_vectors, vectors])
+        index_info = _write_faiss(vectors, dim, settings, tmp / VECTORS, base=base)
+
+        # BM25: the previous postings (all, or the kept chunks renumbered) plus the new chunks'.
+        postings = Bm25Postings.empty()
+        if previous is not None and kept_info:
+            try:
+                postings = Bm25Postings.load(previous.build / BM25_DIR, mmap=True)
+            except Exception as exc:
+                raise CorruptIndexError(
+                    f"{previous.build / BM25_DIR} is unreadable ({exc}); {FIX_FULL}"
+                ) from exc
+            if not extend:
+                postings = postings.kept(np.concatenate(old_ids))
+        for i in range(0, len(texts), TOKENIZE_BATCH):
+            postings = postings.appended(bm25_tokens(texts[i : i + TOKENIZE_BATCH]))
+        _write_bm25(postings, tmp / BM25_DIR)
+        del postings
+
+        manifest = {
+            "format": FORMAT_VERSION,
+            "package_version": _package_version(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_id": build_id,
+            "model": settings.model,
+            "dim": dim,
+            "normalized": True,
+            "model_max_tokens": model_max_tokens,
+            "chunking": settings.chunk_params(),
+            "index": index_info,
+            "bm25": BM25_PARAMS,
+            "counts": {"documents": len(manifest_docs), "chunks": row},
+            "source": source or {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
+            "skipped": dict(skipped),
+            "documents": manifest_docs,
+            "files": _file_infos(tmp),
+        }
+        manifest["checksum"] = _manifest_checksum(manifest)
+        _write_json(tmp / MANIFEST, manifest)
+        _fsync_tree(tmp)
+        final = index_dir / f"build-{build_id}"
+        os.rename(tmp, final)
+        _fsync_dir(index_dir)
+        _point_current(index_dir, final.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, manifest
 
 
 def _embed_all(
@@ -681,42 +835,245 @@ def _embed_all(
     return vectors
 
 
-def _write_faiss(vectors: np.ndarray, dim: int, settings: Settings, path: Path) -> dict:
+def _write_faiss(
+    vectors: np.ndarray,
+    dim: int,
+    settings: Settings,
+    path: Path,
+    base: tuple[Any, dict] | None = None,
+) -> dict:
+    """Write the vector index; return its manifest entry (kind and parameters).
+
+    Exact search below ``ann_threshold`` chunks, else the approximate ``ann_kind``. ``base`` is a
+    previous build's ``(index, manifest entry)`` whose rows come before ``vectors``: it is
+    extended in place when it is still the right kind (an IVF keeps its lists until the corpus
+    has grown 4x past what it was trained on), else its vectors are re-indexed.
+    """
     import faiss
 
-    n = len(vectors)
-    if n >= settings.ann_threshold:
-        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = settings.hnsw_ef_construction
-        index.hnsw.efSearch = settings.hnsw_ef_search
-        info = {
-            "kind": "hnsw",
-            "metric": "inner_product",
-            "params": {
-                "m": settings.hnsw_m,
-                "ef_construction": settings.hnsw_ef_construction,
-                "ef_search": settings.hnsw_ef_search,
-            },
-        }
-    else:
-        index = faiss.IndexFlatIP(dim)
-        info = {"kind": "flat", "metric": "inner_product", "params": {}}
-    if n:
-        index.add(vectors)
+    n_total = len(vectors) + (base[0].ntotal if base else 0)
+    kind = "flat" if n_total < settings.ann_threshold else settings.ann_kind
+    index = None
+    if base is not None:
+        b_index, b_info = base
+        params = b_info.get("params", {})
+        if b_info["kind"] == kind and (
+            kind == "flat"
+            or (kind == "ivf" and n_total <= 4 * params.get("trained_on", 0))
+            or (kind == "hnsw" and params.get("m") == settings.hnsw_m)
+        ):
+            index, info = b_index, {**b_info, "params": dict(params)}
+        elif b_index.ntotal:
+            vectors = np.concatenate([b_index.reconstruct_n(0, b_index.ntotal), vectors])
+    if index is None:
+        index, info = _new_faiss(kind, vectors, dim, settings)
+    if kind == "hnsw":
+        info["params"]["ef_search"] = settings.hnsw_ef_search
+    elif kind == "ivf":
+        info["params"]["nprobe"] = min(settings.ivf_nprobe, info["params"]["nlist"])
+    _set_search_params(index, info)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     faiss.write_index(index, str(path))
     return info
 
 
-def _write_bm25(texts: list[str], path: Path) -> None:
-    bm25s = _bm25s()
+def ivf_nlist(n: int, settings: Settings) -> int:
+    """IVF lists for ``n`` chunks: the setting, or sqrt(n) rounded to a power of two."""
+    if settings.ivf_nlist:
+        return max(1, min(settings.ivf_nlist, n))
+    return int(2 ** round(np.log2(max(np.sqrt(max(n, 1)), 1))))
 
-    retriever = bm25s.BM25(k1=BM25_PARAMS["k1"], b=BM25_PARAMS["b"])
-    tokens = bm25_tokens(texts) if texts else []
-    # An empty corpus (or one without terms) still gets a loadable index.
-    if not any(tokens):
-        tokens = [[""]] * max(1, len(texts))
-    retriever.index(tokens, show_progress=False)
-    retriever.save(str(path))
+
+def _new_faiss(kind: str, vectors: np.ndarray, dim: int, settings: Settings) -> tuple[Any, dict]:
+    import faiss
+
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+        params = {"m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction}
+    elif kind == "ivf":
+        n = len(vectors)
+        nlist = ivf_nlist(n, settings)
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = 10
+        rng = np.random.default_rng(0)
+        sample = vectors[np.sort(rng.choice(n, min(n, 40 * nlist), replace=False))]
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        index.set_direct_map_type(faiss.DirectMap.Array)  # reconstruct_n for incremental builds
+        params = {"nlist": nlist, "trained_on": n}
+    else:
+        index = faiss.IndexFlatIP(dim)
+        params = {}
+    return index, {"kind": kind, "metric": "inner_product", "params": params}
+
+
+def _write_bm25(postings: Bm25Postings, path: Path) -> None:
+    postings.save(path)
+
+
+class Bm25Postings:
+    """BM25 kept as raw postings (term -> chunk ids and term frequencies, chunk lengths), scored
+    at query time with Lucene's formula (bm25s's default): ``idf * tf / (tf + k1 * (1 - b + b *
+    len / avglen))``, ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``.
+
+    Nothing depends on corpus-wide statistics until a query arrives, so adding chunks only
+    appends their postings: an incremental build tokenizes just the new chunks. Arrays are
+    ``.npy`` files opened memory-mapped, so loading costs no time and only the postings a query
+    touches become resident. ``vocab_dict`` and ``scores["indptr"]`` mirror bm25s's names.
+    """
+
+    def __init__(
+        self,
+        vocab: list[str],
+        indptr: np.ndarray,
+        docs: np.ndarray,
+        tfs: np.ndarray,
+        lengths: np.ndarray,
+    ) -> None:
+        self.vocab = vocab
+        self.vocab_dict = {t: i for i, t in enumerate(vocab)}
+        self.indptr, self.docs, self.tfs, self.lengths = indptr, docs, tfs, lengths
+        self.num_docs = len(lengths)
+        self.avgdl = max(float(np.mean(lengths, dtype=np.float64)), 1.0) if len(lengths) else 1.0
+        self.k1, self.b = float(BM25_PARAMS["k1"]), float(BM25_PARAMS["b"])
+        self.scores = {"indptr": indptr, "num_docs": self.num_docs}
+
+    @classmethod
+    def empty(cls) -> Bm25Postings:
+        return cls(
+            [],
+            np.zeros(1, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.uint16),
+            np.zeros(0, np.float32),
+        )
+
+    @classmethod
+    def load(cls, path: Path, mmap: bool = True) -> Bm25Postings:
+        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+        arrays = [
+            np.load(path / f"{name}.npy", mmap_mode="r" if mmap else None) for name in BM25_ARRAYS
+        ]
+        indptr, docs, tfs, lengths = arrays
+        if (
+            not isinstance(vocab, list)
+            or indptr.shape != (len(vocab) + 1,)
+            or docs.shape != tfs.shape
+            or int(indptr[-1]) != len(docs)
+        ):
+            raise ValueError("BM25 arrays do not fit together")
+        return cls(vocab, indptr, docs, tfs, lengths)
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), "utf-8")
+        for name in BM25_ARRAYS:
+            np.save(path / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+
+    # ---- scoring
+
+    def _term(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = int(self.indptr[term_id]), int(self.indptr[term_id + 1])
+        ids = np.asarray(self.docs[lo:hi])
+        tf = np.asarray(self.tfs[lo:hi], dtype=np.float32)
+        df = hi - lo
+        idf = np.float32(np.log(1.0 + (self.num_docs - df + 0.5) / (df + 0.5)))
+        norm = self.k1 * (1.0 - self.b + self.b * np.asarray(self.lengths[ids]) / self.avgdl)
+        return ids, idf * tf / (tf + norm)
+
+    def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
+        """Every chunk's score for ``tokens`` (unknown terms ignored), like bm25s's."""
+        scores = np.zeros(self.num_docs, np.float32)
+        for t in tokens:
+            if t in self.vocab_dict:
+                ids, part = self._term(self.vocab_dict[t])
+                scores[ids] += part
+        return scores
+
+    def top(self, tokens: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best ``(scores, ids)`` with a score above 0, best first (ties: lower id).
+
+        Only the matching postings are ranked, never all N chunks: a chunk appears once per
+        query term, so the best ``n * terms`` postings hold the best ``n`` distinct chunks.
+        """
+        parts = [self._term(self.vocab_dict[t]) for t in tokens if t in self.vocab_dict]
+        parts = [p for p in parts if len(p[0])]
+        if not parts or n <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if len(parts) == 1:
+            ids, scores = parts[0]
+        else:
+            acc = np.zeros(self.num_docs, np.float32)
+            for ids, part in parts:
+                acc[ids] += part
+            cand = np.concatenate([p[0] for p in parts])
+            vals = acc[cand]
+            m = min(len(cand), n * len(parts))
+            if m < len(cand):
+                cand = cand[np.argpartition(-vals, m - 1)[:m]]
+            ids = np.unique(cand)
+            scores = acc[ids]
+        if len(ids) > n:
+            keep = np.argpartition(-scores, n - 1)[:n]
+            ids, scores = ids[keep], scores[keep]
+        order = np.lexsort((ids, -scores))
+        ids, scores = ids[order], scores[order]
+        keep = scores > 0
+        return scores[keep].astype(np.float32), ids[keep].astype(np.int64)
+
+    # ---- building
+
+    def appended(self, token_lists: Sequence[Sequence[str]]) -> Bm25Postings:
+        """A copy with one more chunk per token list (ids ``num_docs``, ``num_docs + 1``, ...)."""
+        vocab = list(self.vocab)
+        vocab_dict = dict(self.vocab_dict)
+        flat: list[int] = []
+        for tokens in token_lists:
+            for t in tokens:
+                i = vocab_dict.get(t)
+                if i is None:
+                    i = vocab_dict[t] = len(vocab)
+                    vocab.append(t)
+                flat.append(i)
+        lengths_new = np.fromiter((len(t) for t in token_lists), np.int64, len(token_lists))
+        n_new, n_terms = len(token_lists), len(vocab)
+        old_indptr = np.concatenate(
+            [np.asarray(self.indptr, np.int64), np.full(n_terms - len(self.vocab), self.indptr[-1])]
+        )
+        if flat:
+            key = np.asarray(flat, np.int64) * n_new + np.repeat(np.arange(n_new), lengths_new)
+            key, tf = np.unique(key, return_counts=True)  # sorted by term, then chunk
+            term, doc = key // n_new, key % n_new + self.num_docs
+            pos = old_indptr[term + 1]  # the end of each term's list: new chunks sort last
+            docs = np.insert(np.asarray(self.docs), pos, doc.astype(np.int32))
+            tfs = np.insert(np.asarray(self.tfs), pos, np.minimum(tf, 65535).astype(np.uint16))
+            counts = np.bincount(term, minlength=n_terms)
+            indptr = old_indptr + np.concatenate([[0], np.cumsum(counts)])
+        else:
+            docs, tfs, indptr = np.asarray(self.docs), np.asarray(self.tfs), old_indptr
+        lengths = np.concatenate([np.asarray(self.lengths), lengths_new.astype(np.float32)])
+        return Bm25Postings(vocab, indptr, docs, tfs, lengths)
+
+    def kept(self, old_ids: np.ndarray) -> Bm25Postings:
+        """A copy with only the chunks ``old_ids`` (ascending), renumbered 0, 1, ..."""
+        old_ids = np.asarray(old_ids, np.int64)
+        if len(old_ids) == self.num_docs:
+            return self
+        mapping = np.full(self.num_docs, -1, np.int64)
+        mapping[old_ids] = np.arange(len(old_ids))
+        docs = mapping[np.asarray(self.docs)]
+        keep = docs >= 0
+        term = np.repeat(np.arange(len(self.vocab)), np.diff(np.asarray(self.indptr)))[keep]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(term, minlength=len(self.vocab)))])
+        return Bm25Postings(
+            self.vocab,
+            indptr.astype(np.int64),
+            docs[keep].astype(np.int32),
+            np.asarray(self.tfs)[keep],
+            np.asarray(self.lengths)[old_ids],
+        )
 
 
 def _refresh_manifest(
@@ -800,7 +1157,7 @@ def _file_infos(root: Path) -> dict[str, dict]:
         if path.is_file() and path.name != MANIFEST:
             out[path.relative_to(root).as_posix()] = {
                 "size": path.stat().st_size,
-                "sha256": _file_sha256(path),
+                "crc32": _file_crcs(path),
             }
     return out
 

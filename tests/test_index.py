@@ -16,7 +16,13 @@ from assistant.errors import (
     IndexMissingError,
     StaleIndexError,
 )
-from assistant.index import build_index, current_build, load_index, read_manifest
+from assistant.index import (
+    FORMAT_VERSION,
+    build_index,
+    current_build,
+    load_index,
+    read_manifest,
+)
 
 from .conftest import REPO, write
 
@@ -25,7 +31,11 @@ def test_build_writes_manifest_and_store(seeded, fake_embedder):
     report = build_index(seeded, embedder=fake_embedder)
     assert (report.documents, report.new, report.embedded_chunks) == (3, 3, report.total_chunks)
     manifest = read_manifest(current_build(seeded.index_dir))
-    assert manifest["format"] == 1 and manifest["model"] == "fake" and manifest["dim"] == 64
+    assert (
+        manifest["format"] == FORMAT_VERSION
+        and manifest["model"] == "fake"
+        and manifest["dim"] == 64
+    )
     assert manifest["chunking"] == seeded.chunk_params()
     assert manifest["index"]["kind"] == "flat"
     assert set(manifest["documents"]) == {"cats.txt", "news.txt", "notes/bread.md"}
