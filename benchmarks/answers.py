@@ -183,16 +183,18 @@ def main(argv: list[str] | None = None) -> None:
     chosen = [queries[i] for i in samples(queries)[args.split]][: args.limit]
     seeds = squad_seeds()
     settings = bench_settings(seeds)
+    if args.threads:
+        import torch
+
+        from assistant.embedder import get_embedder
+
+        get_embedder(settings.model)  # loading it sets torch to all cores; override after
+        torch.set_num_threads(args.threads)
     report = ensure_index(settings, progress=False)
     print(f"index: {report.summary()} ({settings.index_dir})", file=sys.stderr)
     threshold = Settings().abstain_threshold
 
     ask_r, search_r = Retriever(settings), Retriever(settings)
-    if args.threads:
-        import torch
-
-        _ = ask_r.embedder  # loads the model, which sets torch to all cores
-        torch.set_num_threads(args.threads)
     in_samples = {i for ids in samples(queries).values() for i in ids}
     warm = [q for i, q in enumerate(queries) if i not in in_samples][:20]
     run(warm, settings, ask_r, search_r)
