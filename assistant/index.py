@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import stat as stat_module
 import sys
 import threading
 import time
@@ -39,7 +40,7 @@ import numpy as np
 
 from .chunking import Chunker
 from .config import Settings
-from .corpus import load_corpus, seed_files, sha256_bytes
+from .corpus import Corpus, load_corpus, read_document, seed_files, sha256_bytes
 from .embedder import Embedder, get_embedder
 from .errors import (
     CorruptIndexError,
@@ -487,10 +488,10 @@ def build_index(
     progress = sys.stderr.isatty() if progress is None else progress
     with _BuildLock(index_dir, wait):
         _remove_leftovers(index_dir)
-        corpus = load_corpus(settings.seeds_dir, max_bytes=int(settings.max_file_mb * 1e6))
-        embedder = embedder or get_embedder(settings.model)
         previous = _open_previous(settings, full)
         try:
+            corpus = _read_corpus(settings, previous)
+            embedder = embedder or get_embedder(settings.model)
             report = _build(
                 settings,
                 corpus.documents,
@@ -506,6 +507,45 @@ def build_index(
             if previous is not None:
                 previous.db.close()
         return report
+
+
+def _read_corpus(settings: Settings, previous: _Previous | None) -> Corpus:
+    """The seed documents. A file whose size and mtime match the previous build's record is
+    not read again (the same stat-first rule as the stale check): its ``Document`` carries the
+    recorded title and sha256 and no text, which the build does not need for unchanged files.
+    So an incremental build reads only new and changed files."""
+    max_bytes = int(settings.max_file_mb * 1e6)
+    if previous is None:
+        return load_corpus(settings.seeds_dir, max_bytes=max_bytes)
+    recorded: dict[str, dict] = previous.manifest["documents"]
+    files, skipped = seed_files(settings.seeds_dir)
+    corpus = Corpus(skipped=list(skipped))
+    for doc_id, path in files:
+        old = recorded.get(doc_id)
+        if old is not None:
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            if (
+                st is not None
+                and stat_module.S_ISREG(st.st_mode)
+                and st.st_size == old.get("size")
+                and st.st_mtime_ns == old.get("mtime_ns")
+                and st.st_size <= max_bytes
+            ):
+                corpus.documents.append(Document(doc_id, old["title"], "", old["sha256"]))
+                continue
+        result = read_document(doc_id, path, max_bytes)
+        if isinstance(result, Document):
+            corpus.documents.append(result)
+        else:
+            corpus.skipped.append((doc_id, result))
+    for name, reason in corpus.skipped:
+        log.warning("skipped %s: %s", name, reason)
+    if not corpus.documents:
+        return load_corpus(settings.seeds_dir, max_bytes=max_bytes)  # raises the usual error
+    return corpus
 
 
 def _build(

@@ -213,3 +213,49 @@ def test_relative_folders_work(seeded, fake_embedder, monkeypatch):
     write(seeded, "fourth.txt", "A fourth document.")
     assert build_index(relative, embedder=fake_embedder).new == 1
     assert load_index(relative).size >= 4
+
+
+def _results(settings, embedder, queries):
+    """Each query's dense and BM25 hits as (document, start, rounded score): id-independent."""
+    index = load_index(settings)
+    rows = index.chunk_rows(range(index.size))
+    out = []
+    for q in queries:
+        for scores, ids in (
+            index.dense_search(embedder.embed([q])[0], 50),
+            index.lexical_search(q, 50),
+        ):
+            out.append(
+                sorted(
+                    (rows[int(i)][0], rows[int(i)][1], round(float(s), 4))
+                    for s, i in zip(scores, ids)
+                )
+            )
+    index.close()
+    return out
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_incremental_builds_search_like_a_full_build(seeded, fake_embedder, approximate):
+    """Extending the previous build (added files) and compacting it (a removed file) give the
+    same dense and BM25 results as building from scratch; with ``ann_threshold`` 1, through
+    IVF too (nprobe covering every list, so exact)."""
+    if approximate:
+        seeded = seeded.model_copy(update={"ann_threshold": 1, "ivf_nprobe": 10_000})
+    queries = ["troops parade", "sourdough starter bread", "cats sleep", "penguins ice"]
+    build_index(seeded, embedder=fake_embedder)
+    write(seeded, "penguins.txt", "Penguins live on the ice. Penguins eat fish and krill.")
+    write(seeded, "a-first.txt", "Cats and penguins both sleep a lot. The parade had troops.")
+    report = build_index(seeded, embedder=fake_embedder)
+    assert report.new == 2 and report.reused_chunks > 0
+    incremental = _results(seeded, fake_embedder, queries)
+    build_index(seeded, embedder=fake_embedder, full=True)
+    assert _results(seeded, fake_embedder, queries) == incremental
+    (seeded.seeds_dir / "cats.txt").unlink()
+    report = build_index(seeded, embedder=fake_embedder)
+    assert report.removed == 1 and report.reused_chunks > 0
+    compacted = _results(seeded, fake_embedder, queries)
+    build_index(seeded, embedder=fake_embedder, full=True)
+    assert _results(seeded, fake_embedder, queries) == compacted
+    manifest = read_manifest(current_build(seeded.index_dir))
+    assert manifest["index"]["kind"] == ("ivf" if approximate else "flat")
