@@ -187,16 +187,9 @@ class Retriever:
     def search(self, query: str, k: int = 5) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""
         query = _check_query(query, k)
-        s = self.settings
         index = self.index
-        n = max(s.candidates, k)
-        dense = (np.zeros(0, np.float32), np.zeros(0, np.int64))
-        lexical = dense
-        if s.fusion != "bm25":
-            dense = index.dense_search(self.embed_query(query), n)
-        if s.fusion != "dense":
-            lexical = index.lexical_search(query, n)
-        hits = fuse(dense, lexical, s.fusion, s.rrf_k, s.dense_weight)
+        # The same build for ranking and rows: a swap in between would mix two builds' chunk ids.
+        hits = self.ranked_chunks(query, max(self.settings.candidates, k), index=index)
         # Fetch rows for a growing prefix: merged overlaps may need more than k chunks.
         limit = max(2 * k, 16)
         while True:
@@ -209,6 +202,22 @@ class Retriever:
                 break
             limit *= 2
         return passages[:k]
+
+    def ranked_chunks(
+        self, query: str, n: int | None = None, index: LoadedIndex | None = None
+    ) -> list[_Hit]:
+        """Every candidate chunk for ``query``, fused and best first (``n`` per side)."""
+        query = _check_query(query, 1)
+        s = self.settings
+        index = index or self.index
+        n = s.candidates if n is None else n
+        dense = (np.zeros(0, np.float32), np.zeros(0, np.int64))
+        lexical = dense
+        if s.fusion != "bm25":
+            dense = index.dense_search(self.embed_query(query), n)
+        if s.fusion != "dense":
+            lexical = index.lexical_search(query, n)
+        return fuse(dense, lexical, s.fusion, s.rrf_k, s.dense_weight)
 
     def embedding_text(self, passage: Passage) -> str:
         return embedding_text(passage.title, passage.text, self.settings.embed_titles)
