@@ -178,17 +178,28 @@ def seed_changes(manifest: dict, seeds_dir: Path) -> list[str]:
 
 
 def current_build(index_dir: Path) -> Path | None:
-    """The live build folder named by ``CURRENT``, or None when nothing was built."""
+    """The live build folder named by ``CURRENT``, or None when nothing was built.
+
+    A build can swap ``CURRENT`` and delete the folder it named between our read and our check;
+    the pointer is then re-read, and only a pointer that stays on a missing folder is corrupt.
+    """
     pointer = Path(index_dir) / CURRENT
-    try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptIndexError(f"cannot read {pointer}: {exc}; {FIX_FULL}") from exc
-    if not name.startswith("build-") or "/" in name or not (Path(index_dir) / name).is_dir():
-        raise CorruptIndexError(f"{pointer} names a missing build {name!r}; {FIX_FULL}")
-    return Path(index_dir) / name
+    previous = None
+    for _attempt in range(5):
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CorruptIndexError(f"cannot read {pointer}: {exc}; {FIX_FULL}") from exc
+        if not name.startswith("build-") or "/" in name:
+            break
+        if (Path(index_dir) / name).is_dir():
+            return Path(index_dir) / name
+        if name == previous:
+            break
+        previous = name
+    raise CorruptIndexError(f"{pointer} names a missing build {name!r}; {FIX_FULL}")
 
 
 def read_manifest(build: Path) -> dict:
