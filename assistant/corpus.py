@@ -59,26 +59,26 @@ def seed_files(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]
                 continue
             keep.append(name)
         dirnames[:] = keep
-        for name in sorted(filenames):
+        prefix = _rel(here, root) + "/" if here != root else ""  # once per folder: 37k files
+        for name in sorted(filenames):  # with Path.relative_to each cost seconds
             if name.startswith(".") or not name.lower().endswith(EXTENSIONS):
                 continue
             path = here / name
-            if not _utf8(_rel(path, root)):  # would break the UTF-8 chunk store and manifest
-                printable = (
-                    _rel(path, root).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                )
+            rel = prefix + name
+            if not _utf8(rel):  # would break the UTF-8 chunk store and manifest
+                printable = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 skipped.append((printable, "file name is not valid UTF-8; rename the file"))
                 continue
             if path.is_symlink():
                 try:
                     target = path.resolve(strict=True)
                 except (OSError, RuntimeError):
-                    skipped.append((_rel(path, root), "broken symlink"))
+                    skipped.append((rel, "broken symlink"))
                     continue
                 if not _inside(target, real_root):
-                    skipped.append((_rel(path, root), "symlink points outside the seeds folder"))
+                    skipped.append((rel, "symlink points outside the seeds folder"))
                     continue
-            found.append((_rel(path, root), path))
+            found.append((rel, path))
     found.sort()
     return found, skipped
 
