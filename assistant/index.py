@@ -1055,7 +1055,8 @@ class Bm25Postings:
         return scores
 
     def top(self, tokens: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` best ``(scores, ids)`` with a score above 0, best first (ties: lower id).
+        """The ``n`` best ``(scores, ids)`` with a score above 0, best first (ties in the list by
+        lower id; which of several chunks tied at the n-th score make the cut is unspecified).
 
         Only the matching postings are ranked, never all N chunks: a chunk appears once per
         query term, so the best ``n * terms`` postings hold the best ``n`` distinct chunks.
