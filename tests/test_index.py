@@ -259,3 +259,29 @@ def test_incremental_builds_search_like_a_full_build(seeded, fake_embedder, appr
     assert _results(seeded, fake_embedder, queries) == compacted
     manifest = read_manifest(current_build(seeded.index_dir))
     assert manifest["index"]["kind"] == ("ivf" if approximate else "flat")
+
+
+def test_bm25_postings_score_like_bm25s():
+    """Our appendable postings give bm25s's own (Lucene) scores, built at once or appended."""
+    import bm25s
+    import numpy as np
+
+    from assistant.index import BM25_PARAMS, Bm25Postings, bm25_tokens
+
+    texts = [
+        "Penguins live in Antarctica and eat krill.",
+        "Krill are small crustaceans eaten by whales and penguins.",
+        "The parade featured more than 14,000 troops.",
+        "Troops marched; penguins did not march in the parade.",
+        "Sourdough bread needs a starter and a long rise.",
+    ]
+    tokens = bm25_tokens(texts)
+    reference = bm25s.BM25(k1=BM25_PARAMS["k1"], b=BM25_PARAMS["b"])
+    reference.index(tokens, show_progress=False)
+    at_once = Bm25Postings.empty().appended(tokens)
+    in_steps = Bm25Postings.empty().appended(tokens[:2]).appended(tokens[2:])
+    for query in ["penguins krill", "troops parade march", "bread starter", "whales"]:
+        q = bm25_tokens([query])[0]
+        expected = reference.get_scores(q)
+        np.testing.assert_allclose(at_once.get_scores(q), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(in_steps.get_scores(q), expected, rtol=1e-5, atol=1e-6)
