@@ -737,17 +737,7 @@ def extractive_answer(
         return _abstain(question, query, passages, evidence)
     citations, dropped = [], 0
     for passage, start, end in picks:
-        citation = Citation(
-            n=len(citations) + 1,
-            source=passage.source,
-            title=passage.title,
-            start=start,
-            end=end,
-            quote=passage.text[start - passage.start : end - passage.start],
-            passage=passage.text,
-            passage_start=passage.start,
-            passage_end=passage.end,
-        )
+        citation = Citation.quoting(len(citations) + 1, passage, start, end)
         if verify_citation(citation, settings.seeds_dir):
             citations.append(citation)
         else:

@@ -215,17 +215,7 @@ def finish(text: str, extractive: Answer, settings: Settings) -> Answer:
         passage = passages[n - 1]
         claims = [s for s in sentences if f"[{n}]" in s]
         a, b = _support_sentence(passage, claims)
-        citation = Citation(
-            n=n,
-            source=passage.source,
-            title=passage.title,
-            start=passage.start + a,
-            end=passage.start + b,
-            quote=passage.text[a:b],
-            passage=passage.text,
-            passage_start=passage.start,
-            passage_end=passage.end,
-        )
+        citation = Citation.quoting(n, passage, passage.start + a, passage.start + b)
         if verify_citation(citation, settings.seeds_dir):
             citations.append(citation)
         else:

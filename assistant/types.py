@@ -64,6 +64,21 @@ class Citation:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def quoting(cls, n: int, passage: Passage, start: int, end: int) -> Citation:
+        """Citation ``[n]`` of the source span ``[start:end]``, which lies inside ``passage``."""
+        return cls(
+            n=n,
+            source=passage.source,
+            title=passage.title,
+            start=start,
+            end=end,
+            quote=passage.text[start - passage.start : end - passage.start],
+            passage=passage.text,
+            passage_start=passage.start,
+            passage_end=passage.end,
+        )
+
 
 @dataclass(frozen=True)
 class Answer:
