@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,12 +107,20 @@ def read_document(doc_id: str, path: Path, max_bytes: int | None = None) -> Docu
     return Document(id=doc_id, title=make_title(text, doc_id), text=text, sha256=sha256_bytes(data))
 
 
-def load_corpus(root: Path, max_bytes: int | None = None, require: bool = True) -> Corpus:
-    """Read every seed document under ``root``. Raises ``EmptyCorpusError`` if none is usable."""
+def load_corpus(
+    root: Path,
+    max_bytes: int | None = None,
+    require: bool = True,
+    known: Callable[[str, Path], Document | None] | None = None,
+) -> Corpus:
+    """Read every seed document under ``root``. Raises ``EmptyCorpusError`` if none is usable.
+
+    ``known(doc_id, path)`` may return a document without reading the file (an incremental
+    build passes the previous build's record for files whose stat is unchanged)."""
     files, skipped = seed_files(root)
     corpus = Corpus(skipped=list(skipped))
     for doc_id, path in files:
-        result = read_document(doc_id, path, max_bytes)
+        result = (known(doc_id, path) if known else None) or read_document(doc_id, path, max_bytes)
         if isinstance(result, Document):
             corpus.documents.append(result)
         else:

@@ -40,7 +40,7 @@ import numpy as np
 
 from .chunking import Chunker
 from .config import Settings
-from .corpus import Corpus, load_corpus, read_document, seed_files, sha256_bytes
+from .corpus import Corpus, load_corpus, seed_files, sha256_bytes
 from .embedder import Embedder, get_embedder
 from .errors import (
     CorruptIndexError,
@@ -533,36 +533,27 @@ def _read_corpus(
     if previous is None:
         return load_corpus(settings.seeds_dir, max_bytes=max_bytes)
     recorded: dict[str, dict] = previous.manifest["documents"]
-    files, skipped = seed_files(settings.seeds_dir)
-    corpus = Corpus(skipped=list(skipped))
-    for doc_id, path in files:
+
+    def known(doc_id: str, path: Path) -> Document | None:
         old = recorded.get(doc_id)
-        if old is not None:
-            try:
-                st = path.stat()
-            except OSError:
-                st = None
-            if (
-                st is not None
-                and stat_module.S_ISREG(st.st_mode)
-                and st.st_size == old.get("size")
-                and st.st_mtime_ns == old.get("mtime_ns")
-                and st.st_size <= max_bytes
-            ):
-                corpus.documents.append(Document(doc_id, old["title"], "", old["sha256"]))
-                if stats is not None:
-                    stats[doc_id] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-                continue
-        result = read_document(doc_id, path, max_bytes)
-        if isinstance(result, Document):
-            corpus.documents.append(result)
-        else:
-            corpus.skipped.append((doc_id, result))
-    for name, reason in corpus.skipped:
-        log.warning("skipped %s: %s", name, reason)
-    if not corpus.documents:
-        return load_corpus(settings.seeds_dir, max_bytes=max_bytes)  # raises the usual error
-    return corpus
+        if old is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if not (
+            stat_module.S_ISREG(st.st_mode)
+            and st.st_size == old.get("size")
+            and st.st_mtime_ns == old.get("mtime_ns")
+            and st.st_size <= max_bytes
+        ):
+            return None
+        if stats is not None:
+            stats[doc_id] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return Document(doc_id, old["title"], "", old["sha256"])
+
+    return load_corpus(settings.seeds_dir, max_bytes=max_bytes, known=known)
 
 
 def _build(
