@@ -80,6 +80,74 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> float:
     raise SystemExit("server did not come up")
 
 
+def run_clients(
+    url: str,
+    seeds_dir: Path,
+    questions: list[str],
+    clients: int,
+    per_client: int,
+    stride: int = 1,
+    timeout: float = 300,
+) -> dict:
+    """``clients`` concurrent gradio_client clients ask ``per_client`` questions each through
+    ``/ask`` (client i asks ``questions[(i * stride + j) % len]``); every citation is checked
+    against the files. Returns sorted latencies (s), errors, counts and the wall time (s).
+    Shared by this benchmark and the reduced CI run in tests/test_load.py."""
+    from gradio_client import Client
+
+    from assistant.answer import verify_citation
+    from assistant.types import Citation
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    counts = {"answers": 0, "abstained": 0, "citations": 0, "verified": 0}
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients)
+
+    def run_client(i: int) -> None:
+        try:
+            client = Client(url, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - counted as an error
+            with lock:
+                errors.append(f"client {i}: {exc!r}")
+            barrier.abort()
+            return
+        barrier.wait(timeout)
+        for j in range(per_client):
+            question = questions[(i * stride + j) % len(questions)]
+            t = time.perf_counter()
+            try:
+                answer = client.predict(question, api_name="/ask")
+            except Exception as exc:  # noqa: BLE001
+                with lock:
+                    errors.append(f"client {i} {question!r}: {exc!r}")
+                continue
+            elapsed = time.perf_counter() - t
+            cites = [Citation(**c) for c in answer["citations"]]
+            ok = sum(verify_citation(c, seeds_dir) for c in cites)
+            with lock:
+                latencies.append(elapsed)
+                counts["answers"] += 1
+                counts["abstained"] += bool(answer["abstained"])
+                counts["citations"] += len(cites)
+                counts["verified"] += ok
+                if not answer["abstained"] and not cites:
+                    errors.append(f"{question!r}: an answer without citations")
+
+    threads = [threading.Thread(target=run_client, args=(i,)) for i in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return {
+        "latencies": sorted(latencies),
+        "errors": errors,
+        "counts": counts,
+        "wall": time.perf_counter() - began,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -90,9 +158,7 @@ def main() -> None:
 
     from gradio_client import Client
 
-    from assistant.answer import verify_citation
     from assistant.config import Settings
-    from assistant.types import Citation
 
     settings = Settings()
     seeds_dir = (
@@ -132,46 +198,13 @@ def main() -> None:
         Client(url, verbose=False).predict(QUESTIONS[0], api_name="/ask")
         first_query = time.perf_counter() - warm
 
-        latencies: list[float] = []
-        errors: list[str] = []
-        counts = {"answers": 0, "abstained": 0, "citations": 0, "verified": 0}
-        lock = threading.Lock()
-        barrier = threading.Barrier(args.clients)
-
-        def run_client(i: int) -> None:
-            try:
-                client = Client(url, verbose=False)
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"client {i}: {exc!r}")
-                barrier.abort()
-                return
-            barrier.wait(300)
-            for j in range(args.questions):
-                question = QUESTIONS[(i * 7 + j) % len(QUESTIONS)]
-                t = time.perf_counter()
-                try:
-                    answer = client.predict(question, api_name="/ask")
-                except Exception as exc:  # noqa: BLE001
-                    with lock:
-                        errors.append(f"{question!r}: {exc!r}")
-                    continue
-                elapsed = time.perf_counter() - t
-                cites = [Citation(**c) for c in answer["citations"]]
-                ok = sum(verify_citation(c, seeds_dir) for c in cites)
-                with lock:
-                    latencies.append(elapsed)
-                    counts["answers"] += 1
-                    counts["abstained"] += bool(answer["abstained"])
-                    counts["citations"] += len(cites)
-                    counts["verified"] += ok
-
-        threads = [threading.Thread(target=run_client, args=(i,)) for i in range(args.clients)]
-        began = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - began
+        result = run_clients(url, seeds_dir, QUESTIONS, args.clients, args.questions, stride=7)
+        latencies, errors, counts, wall = (
+            result["latencies"],
+            result["errors"],
+            result["counts"],
+            result["wall"],
+        )
         peak_hwm = rss_kb(server.pid, "VmHWM")
     finally:
         stop.set()
@@ -182,7 +215,6 @@ def main() -> None:
             server.kill()
             server.wait(10)
 
-    latencies.sort()
     total = args.clients * args.questions
     figures = {
         "clients": args.clients,

@@ -6,14 +6,11 @@ files. The full run (32 x 25, real model, ``assistant serve``) is ``benchmarks/l
 from __future__ import annotations
 
 import statistics
-import threading
-import time
 
 import pytest
 
-from assistant.answer import verify_citation
 from assistant.index import build_index
-from assistant.types import Citation
+from benchmarks.load import run_clients
 
 from .conftest import write
 from .test_security import free_port
@@ -33,7 +30,6 @@ QUESTIONS = [
 
 @pytest.mark.slow
 def test_concurrent_clients_get_verified_answers(seeded, fake_embedder, monkeypatch, capsys):
-    from gradio_client import Client
 
     import assistant.index as index_mod
     import assistant.retrieval as retrieval_mod
@@ -47,54 +43,20 @@ def test_concurrent_clients_get_verified_answers(seeded, fake_embedder, monkeypa
     port = free_port()
     demo = web.launch(seeded, port=port, prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{port}/"
-    latencies: list[float] = []
-    errors: list[str] = []
-    counts = {"answers": 0, "abstained": 0, "citations": 0, "verified": 0}
-    lock = threading.Lock()
-    start = threading.Barrier(CLIENTS)
-
-    def run_client(i: int) -> None:
-        try:
-            client = Client(url, verbose=False)
-        except Exception as exc:  # noqa: BLE001 - counted as an error
-            errors.append(f"client {i}: {exc!r}")
-            return
-        start.wait(60)
-        for j in range(QUESTIONS_EACH):
-            question = QUESTIONS[(i + j) % len(QUESTIONS)]
-            t = time.perf_counter()
-            try:
-                answer = client.predict(question, api_name="/ask")
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"client {i} {question!r}: {exc!r}")
-                continue
-            elapsed = time.perf_counter() - t
-            cites = [Citation(**c) for c in answer["citations"]]
-            ok = sum(verify_citation(c, seeded.seeds_dir) for c in cites)
-            with lock:
-                latencies.append(elapsed)
-                counts["answers"] += 1
-                counts["abstained"] += bool(answer["abstained"])
-                counts["citations"] += len(cites)
-                counts["verified"] += ok
-            if not answer["abstained"] and not cites:
-                errors.append(f"{question!r}: an answer without citations")
-
     try:
-        threads = [threading.Thread(target=run_client, args=(i,)) for i in range(CLIENTS)]
-        began = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
-        wall = time.perf_counter() - began
+        result = run_clients(url, seeded.seeds_dir, QUESTIONS, CLIENTS, QUESTIONS_EACH, timeout=300)
     finally:
         demo.close()
+    latencies, errors, counts, wall = (
+        result["latencies"],
+        result["errors"],
+        result["counts"],
+        result["wall"],
+    )
     assert not errors, errors[:5]
     assert counts["answers"] == CLIENTS * QUESTIONS_EACH
     assert counts["citations"] > 0 and counts["verified"] == counts["citations"]
     assert counts["abstained"] < counts["answers"]
-    latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     with capsys.disabled():
