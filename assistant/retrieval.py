@@ -192,9 +192,12 @@ class Retriever:
         hits = self.ranked_chunks(query, max(self.settings.candidates, k), index=index)
         # Fetch rows for a growing prefix: merged overlaps may need more than k chunks.
         limit = max(2 * k, 16)
+        rows: dict[int, tuple] = {}
+        fetched = 0
         while True:
             prefix = hits[:limit]
-            rows = index.chunk_rows(h.chunk_id for h in prefix)
+            rows.update(index.chunk_rows(h.chunk_id for h in prefix[fetched:]))
+            fetched = len(prefix)
             passages = merge_overlaps(
                 [(h, rows[h.chunk_id]) for h in prefix if h.chunk_id in rows], k
             )
