@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .bm25 import bm25_tokens
 from .chunking import split_sentences
 from .config import Settings
 from .corpus import source_path
-from .index import bm25_tokens
 from .retrieval import Retriever, _check_query, get_retriever
 from .types import Answer, Citation, Passage
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .bm25 import BM25_PARAMS, Bm25Postings, bm25_tokens
 from .chunking import Chunker
 from .config import Settings
 from .corpus import Corpus, load_corpus, seed_files, sha256_bytes
@@ -63,10 +64,8 @@ MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 CHUNKS = "chunks.sqlite"
 BM25_DIR = "bm25"
-BM25_PARAMS = {"k1": 1.2, "b": 0.75, "stemmer": "english", "stopwords": "en"}
 TITLE_PREFIX_CHARS = 200
 CHECK_BLOCK = 64 << 20  # bytes per crc32 block of an index file (blocks are checked in parallel)
-BM25_ARRAYS = ("indptr", "docs", "tfs", "lengths")
 FIX = "run `assistant build`"
 FIX_FULL = "run `assistant build --full`"
 
@@ -82,35 +81,6 @@ def embedding_text(title: str, text: str, with_title: bool) -> str:
     if title in text[: len(title) + 64]:
         return text
     return f"{title}\n{text}"
-
-
-_stemmer = None
-
-
-def _bm25s():  # noqa: ANN202
-    """The bm25s module, imported lazily, with its DEBUG chatter turned off (it sets DEBUG itself)."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
-
-
-def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stop-worded, Snowball-stemmed terms; the same for the index and queries."""
-    global _stemmer
-    import Stemmer
-
-    bm25s = _bm25s()
-
-    if _stemmer is None:
-        _stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
-    return bm25s.tokenize(
-        list(texts),
-        stopwords=BM25_PARAMS["stopwords"],
-        stemmer=_stemmer,
-        return_ids=False,
-        show_progress=False,
-    )
 
 
 # --------------------------------------------------------------------------- manifest
@@ -931,6 +901,10 @@ def _write_faiss(
     return info
 
 
+def _write_bm25(postings: Bm25Postings, path: Path) -> None:
+    postings.save(path)
+
+
 def ivf_nlist(n: int, settings: Settings) -> int:
     """IVF lists for ``n`` chunks: the setting, or sqrt(n) rounded to a power of two."""
     if settings.ivf_nlist:
@@ -960,174 +934,6 @@ def _new_faiss(kind: str, vectors: np.ndarray, dim: int, settings: Settings) -> 
         index = faiss.IndexFlatIP(dim)
         params = {}
     return index, {"kind": kind, "metric": "inner_product", "params": params}
-
-
-def _write_bm25(postings: Bm25Postings, path: Path) -> None:
-    postings.save(path)
-
-
-class Bm25Postings:
-    """BM25 kept as raw postings (term -> chunk ids and term frequencies, chunk lengths), scored
-    at query time with Lucene's formula (bm25s's default): ``idf * tf / (tf + k1 * (1 - b + b *
-    len / avglen))``, ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``.
-
-    Nothing depends on corpus-wide statistics until a query arrives, so adding chunks only
-    appends their postings: an incremental build tokenizes just the new chunks. Arrays are
-    ``.npy`` files opened memory-mapped, so loading costs no time and only the postings a query
-    touches become resident. ``vocab_dict`` and ``scores["indptr"]`` mirror bm25s's names.
-    """
-
-    def __init__(
-        self,
-        vocab: list[str],
-        indptr: np.ndarray,
-        docs: np.ndarray,
-        tfs: np.ndarray,
-        lengths: np.ndarray,
-    ) -> None:
-        self.vocab = vocab
-        self.vocab_dict = {t: i for i, t in enumerate(vocab)}
-        self.indptr, self.docs, self.tfs, self.lengths = indptr, docs, tfs, lengths
-        self.num_docs = len(lengths)
-        self.avgdl = max(float(np.mean(lengths, dtype=np.float64)), 1.0) if len(lengths) else 1.0
-        self.k1, self.b = float(BM25_PARAMS["k1"]), float(BM25_PARAMS["b"])
-        self.scores = {"indptr": indptr, "num_docs": self.num_docs}
-
-    @classmethod
-    def empty(cls) -> Bm25Postings:
-        return cls(
-            [],
-            np.zeros(1, np.int64),
-            np.zeros(0, np.int32),
-            np.zeros(0, np.uint16),
-            np.zeros(0, np.float32),
-        )
-
-    @classmethod
-    def load(cls, path: Path, mmap: bool = True) -> Bm25Postings:
-        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
-        arrays = [
-            np.load(path / f"{name}.npy", mmap_mode="r" if mmap else None) for name in BM25_ARRAYS
-        ]
-        indptr, docs, tfs, lengths = arrays
-        if (
-            not isinstance(vocab, list)
-            or indptr.shape != (len(vocab) + 1,)
-            or docs.shape != tfs.shape
-            or int(indptr[-1]) != len(docs)
-        ):
-            raise ValueError("BM25 arrays do not fit together")
-        return cls(vocab, indptr, docs, tfs, lengths)
-
-    def save(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), "utf-8")
-        for name in BM25_ARRAYS:
-            np.save(path / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
-
-    # ---- scoring
-
-    def _term(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = int(self.indptr[term_id]), int(self.indptr[term_id + 1])
-        ids = np.asarray(self.docs[lo:hi])
-        tf = np.asarray(self.tfs[lo:hi], dtype=np.float32)
-        df = hi - lo
-        idf = np.float32(np.log(1.0 + (self.num_docs - df + 0.5) / (df + 0.5)))
-        norm = self.k1 * (1.0 - self.b + self.b * np.asarray(self.lengths[ids]) / self.avgdl)
-        return ids, idf * tf / (tf + norm)
-
-    def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        """Every chunk's score for ``tokens`` (unknown terms ignored), like bm25s's."""
-        scores = np.zeros(self.num_docs, np.float32)
-        for t in tokens:
-            if t in self.vocab_dict:
-                ids, part = self._term(self.vocab_dict[t])
-                scores[ids] += part
-        return scores
-
-    def top(self, tokens: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` best ``(scores, ids)`` with a score above 0, best first (ties in the list by
-        lower id; which of several chunks tied at the n-th score make the cut is unspecified).
-
-        Only the matching postings are ranked, never all N chunks: a chunk appears once per
-        query term, so the best ``n * terms`` postings hold the best ``n`` distinct chunks.
-        """
-        parts = [self._term(self.vocab_dict[t]) for t in tokens if t in self.vocab_dict]
-        parts = [p for p in parts if len(p[0])]
-        if not parts or n <= 0:
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        if len(parts) == 1:
-            ids, scores = parts[0]
-        else:
-            acc = np.zeros(self.num_docs, np.float32)
-            for ids, part in parts:
-                acc[ids] += part
-            cand = np.concatenate([p[0] for p in parts])
-            vals = acc[cand]
-            m = min(len(cand), n * len(parts))
-            if m < len(cand):
-                cand = cand[np.argpartition(-vals, m - 1)[:m]]
-            ids = np.unique(cand)
-            scores = acc[ids]
-        if len(ids) > n:
-            keep = np.argpartition(-scores, n - 1)[:n]
-            ids, scores = ids[keep], scores[keep]
-        order = np.lexsort((ids, -scores))
-        ids, scores = ids[order], scores[order]
-        keep = scores > 0
-        return scores[keep].astype(np.float32), ids[keep].astype(np.int64)
-
-    # ---- building
-
-    def appended(self, token_lists: Sequence[Sequence[str]]) -> Bm25Postings:
-        """A copy with one more chunk per token list (ids ``num_docs``, ``num_docs + 1``, ...)."""
-        vocab = list(self.vocab)
-        vocab_dict = dict(self.vocab_dict)
-        flat: list[int] = []
-        for tokens in token_lists:
-            for t in tokens:
-                i = vocab_dict.get(t)
-                if i is None:
-                    i = vocab_dict[t] = len(vocab)
-                    vocab.append(t)
-                flat.append(i)
-        lengths_new = np.fromiter((len(t) for t in token_lists), np.int64, len(token_lists))
-        n_new, n_terms = len(token_lists), len(vocab)
-        old_indptr = np.concatenate(
-            [np.asarray(self.indptr, np.int64), np.full(n_terms - len(self.vocab), self.indptr[-1])]
-        )
-        if flat:
-            key = np.asarray(flat, np.int64) * n_new + np.repeat(np.arange(n_new), lengths_new)
-            key, tf = np.unique(key, return_counts=True)  # sorted by term, then chunk
-            term, doc = key // n_new, key % n_new + self.num_docs
-            pos = old_indptr[term + 1]  # the end of each term's list: new chunks sort last
-            docs = np.insert(np.asarray(self.docs), pos, doc.astype(np.int32))
-            tfs = np.insert(np.asarray(self.tfs), pos, np.minimum(tf, 65535).astype(np.uint16))
-            counts = np.bincount(term, minlength=n_terms)
-            indptr = old_indptr + np.concatenate([[0], np.cumsum(counts)])
-        else:
-            docs, tfs, indptr = np.asarray(self.docs), np.asarray(self.tfs), old_indptr
-        lengths = np.concatenate([np.asarray(self.lengths), lengths_new.astype(np.float32)])
-        return Bm25Postings(vocab, indptr, docs, tfs, lengths)
-
-    def kept(self, old_ids: np.ndarray) -> Bm25Postings:
-        """A copy with only the chunks ``old_ids`` (ascending), renumbered 0, 1, ..."""
-        old_ids = np.asarray(old_ids, np.int64)
-        if len(old_ids) == self.num_docs:
-            return self
-        mapping = np.full(self.num_docs, -1, np.int64)
-        mapping[old_ids] = np.arange(len(old_ids))
-        docs = mapping[np.asarray(self.docs)]
-        keep = docs >= 0
-        term = np.repeat(np.arange(len(self.vocab)), np.diff(np.asarray(self.indptr)))[keep]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(term, minlength=len(self.vocab)))])
-        return Bm25Postings(
-            self.vocab,
-            indptr.astype(np.int64),
-            docs[keep].astype(np.int32),
-            np.asarray(self.tfs)[keep],
-            np.asarray(self.lengths)[old_ids],
-        )
 
 
 def _refresh_manifest(

@@ -266,7 +266,7 @@ def test_bm25_postings_score_like_bm25s():
     import bm25s
     import numpy as np
 
-    from assistant.index import BM25_PARAMS, Bm25Postings, bm25_tokens
+    from assistant.bm25 import BM25_PARAMS, Bm25Postings, bm25_tokens
 
     texts = [
         "Penguins live in Antarctica and eat krill.",
