@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,24 @@ def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
     )
 
 
+@dataclass(frozen=True)
+class Bm25Stats:
+    """Corpus-wide statistics to score one segment's postings with: the chunk count, the mean
+    chunk length and the document frequency of each query term, summed over all segments."""
+
+    num_docs: int
+    avgdl: float
+    df: dict[str, int]
+
+    @classmethod
+    def over(cls, parts: Sequence[Bm25Postings], tokens: Sequence[str]) -> Bm25Stats:
+        num_docs = sum(p.num_docs for p in parts)
+        total = sum(p.total_length for p in parts)
+        avgdl = max(total / num_docs, 1.0) if num_docs else 1.0
+        df = {t: sum(p.df(t) for p in parts) for t in set(tokens)}
+        return cls(num_docs, avgdl, df)
+
+
 class Bm25Postings:
     """BM25 kept as raw postings (term -> chunk ids and term frequencies, chunk lengths), scored
     at query time with Lucene's formula (bm25s's default): ``idf * tf / (tf + k1 * (1 - b + b *
@@ -69,7 +88,8 @@ class Bm25Postings:
         self.vocab_dict = {t: i for i, t in enumerate(vocab)}
         self.indptr, self.docs, self.tfs, self.lengths = indptr, docs, tfs, lengths
         self.num_docs = len(lengths)
-        self.avgdl = max(float(np.mean(lengths, dtype=np.float64)), 1.0) if len(lengths) else 1.0
+        self.total_length = float(np.sum(lengths, dtype=np.float64))
+        self.avgdl = max(self.total_length / self.num_docs, 1.0) if self.num_docs else 1.0
         self.k1, self.b = float(BM25_PARAMS["k1"]), float(BM25_PARAMS["b"])
         self.scores = {"indptr": indptr, "num_docs": self.num_docs}
 
@@ -107,32 +127,45 @@ class Bm25Postings:
 
     # ---- scoring
 
-    def _term(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
+    def df(self, term: str) -> int:
+        """How many of these chunks contain ``term``."""
+        i = self.vocab_dict.get(term)
+        return 0 if i is None else int(self.indptr[i + 1] - self.indptr[i])
+
+    def _term(self, term: str, stats: Bm25Stats | None) -> tuple[np.ndarray, np.ndarray]:
+        term_id = self.vocab_dict[term]
         lo, hi = int(self.indptr[term_id]), int(self.indptr[term_id + 1])
         ids = np.asarray(self.docs[lo:hi])
         tf = np.asarray(self.tfs[lo:hi], dtype=np.float32)
-        df = hi - lo
-        idf = np.float32(np.log(1.0 + (self.num_docs - df + 0.5) / (df + 0.5)))
-        norm = self.k1 * (1.0 - self.b + self.b * np.asarray(self.lengths[ids]) / self.avgdl)
+        n, avgdl, df = (
+            (stats.num_docs, stats.avgdl, stats.df[term])
+            if stats
+            else (self.num_docs, self.avgdl, hi - lo)
+        )
+        idf = np.float32(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+        norm = self.k1 * (1.0 - self.b + self.b * np.asarray(self.lengths[ids]) / avgdl)
         return ids, idf * tf / (tf + norm)
 
-    def get_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        """Every chunk's score for ``tokens`` (unknown terms ignored), like bm25s's."""
+    def get_scores(self, tokens: Sequence[str], stats: Bm25Stats | None = None) -> np.ndarray:
+        """Every chunk's score for ``tokens`` (unknown terms ignored), like bm25s's; with
+        ``stats``, as part of the larger corpus they describe."""
         scores = np.zeros(self.num_docs, np.float32)
         for t in tokens:
             if t in self.vocab_dict:
-                ids, part = self._term(self.vocab_dict[t])
+                ids, part = self._term(t, stats)
                 scores[ids] += part
         return scores
 
-    def top(self, tokens: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    def top(
+        self, tokens: Sequence[str], n: int, stats: Bm25Stats | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best ``(scores, ids)`` with a score above 0, best first (ties in the list by
         lower id; which of several chunks tied at the n-th score make the cut is unspecified).
 
         Only the matching postings are ranked, never all N chunks: a chunk appears once per
         query term, so the best ``n * terms`` postings hold the best ``n`` distinct chunks.
         """
-        parts = [self._term(self.vocab_dict[t]) for t in tokens if t in self.vocab_dict]
+        parts = [self._term(t, stats) for t in tokens if t in self.vocab_dict]
         parts = [p for p in parts if len(p[0])]
         if not parts or n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
