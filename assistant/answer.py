@@ -522,32 +522,15 @@ def _metadata_candidates(
     return out
 
 
-def _idf(retriever: Retriever) -> tuple[dict[str, int], np.ndarray, int]:
-    """Per-term IDF from the BM25 index (document frequency = postings per term)."""
-    index = retriever.index
-    cached = getattr(index, "_idf_cache", None)
-    if cached is not None:
-        return cached
-    bm25 = index.bm25
-    indptr = np.asarray(bm25.scores["indptr"])
-    df = np.diff(indptr).astype(np.float64)
-    n = max(int(bm25.scores.get("num_docs", index.size)), 1)
-    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    result = (bm25.vocab_dict, idf, n)
-    index._idf_cache = result  # type: ignore[attr-defined]
-    return result
-
-
 def _lexical_scores(
     query_terms: list[str], sentences: list[str], retriever: Retriever
 ) -> list[float]:
     """IDF-weighted share of the question's distinct key terms that each sentence contains."""
-    vocab, idf, n = _idf(retriever)
-    default = math.log(1.0 + (n + 0.5) / 0.5)
+    index = retriever.index
+    n = max(index.size, 1)
     weights = {
-        t: (float(idf[vocab[t]]) if t in vocab and vocab[t] < len(idf) else default)
-        for t in set(query_terms)
-        if t
+        t: math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        for t, df in index.document_frequencies(t for t in query_terms if t).items()
     }
     total = sum(weights.values())
     if total <= 0:

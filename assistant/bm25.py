@@ -241,3 +241,31 @@ class Bm25Postings:
             np.asarray(self.tfs)[keep],
             np.asarray(self.lengths)[old_ids],
         )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Bm25Postings]) -> Bm25Postings:
+        """One postings index of ``parts``' chunks in order (ids offset by the chunks before)."""
+        if len(parts) == 1:
+            return parts[0]
+        vocab: dict[str, int] = {}
+        terms, docs, tfs, lengths = [], [], [], []
+        offset = 0
+        for p in parts:
+            remap = np.fromiter(
+                (vocab.setdefault(t, len(vocab)) for t in p.vocab), np.int64, len(p.vocab)
+            )
+            terms.append(np.repeat(remap, np.diff(np.asarray(p.indptr))))
+            docs.append(np.asarray(p.docs, np.int64) + offset)
+            tfs.append(np.asarray(p.tfs))
+            lengths.append(np.asarray(p.lengths, np.float32))
+            offset += p.num_docs
+        term = np.concatenate(terms) if terms else np.zeros(0, np.int64)
+        order = np.argsort(term, kind="stable")  # within a term: part order, then chunk order
+        counts = np.bincount(term, minlength=len(vocab))
+        return cls(
+            list(vocab),
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            np.concatenate(docs)[order].astype(np.int32),
+            np.concatenate(tfs)[order].astype(np.uint16),
+            np.concatenate(lengths) if lengths else np.zeros(0, np.float32),
+        )

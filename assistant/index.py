@@ -4,16 +4,24 @@ Layout of ``index_dir`` (``embeddings/`` by default)::
 
     CURRENT               name of the live build folder; replaced atomically (os.replace)
     build-<id>/           one complete build:
-        manifest.json     how it was built: format, model, dim, chunking, per-document sha256...
-        vectors.faiss     FAISS inner-product index over normalized vectors (row = chunk id)
-        chunks.sqlite     chunk rows (doc id, offsets, text) and documents (title, sha256)
-        bm25/             bm25s index over the same rows
+        manifest.json     how it was built: format, model, dim, chunking, segments,
+                          per-document sha256 and segment, per-file size and crc32
+        vectors.faiss     the first segment: FAISS inner-product index (row = chunk id),
+        chunks.sqlite       chunk rows (doc id, offsets, text) and documents (title, sha256),
+        bm25/               BM25 postings of the same rows
+        seg-<id>/         later segments, each with the same three parts, for the chunk ids
+                          after the segments before it
     .tmp-<id>/            a build in progress (removed by the next build if it was killed)
     .lock                 held while a build runs
 
+A full build is one segment. An incremental build hard-links the previous build's segments it
+keeps unchanged, writes a segment for the new documents, and merges small segments now and then
+(``_plan_segments``), so its cost follows what changed, not the size of the corpus.
+
 A build writes everything into ``.tmp-<id>/``, fsyncs it, renames it to ``build-<id>/`` and only
 then points ``CURRENT`` at it. A build killed at any moment leaves ``CURRENT`` pointing at the
-previous, complete build, so readers never see a half-written or missing index.
+previous, complete build, so readers never see a half-written or missing index. Segment files
+are never modified after they are written, so builds can share them.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import sqlite3
 import stat as stat_module
@@ -31,14 +41,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .bm25 import BM25_PARAMS, Bm25Postings, bm25_tokens
+from .bm25 import BM25_ARRAYS, BM25_PARAMS, Bm25Postings, Bm25Stats, bm25_tokens
 from .chunking import Chunker
 from .config import Settings
 from .corpus import Corpus, load_corpus, seed_files, sha256_bytes
@@ -58,7 +68,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: BM25 as raw term-frequency postings, per-block crc32 file checks
+FORMAT_VERSION = 3  # 2: BM25 as raw postings, per-block crc32; 3: segments
+READABLE_FORMATS = (2, 3)  # a format-2 build reads as one segment and is extended as such
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -95,7 +106,7 @@ def _compat(settings: Settings, dim: int | None = None) -> dict[str, Any]:
 
 def check_compatible(manifest: dict, settings: Settings) -> None:
     """Raise ``IncompatibleIndexError`` when the index was built differently from ``settings``."""
-    if manifest.get("format") != FORMAT_VERSION:
+    if manifest.get("format") not in READABLE_FORMATS:
         raise IncompatibleIndexError(
             f"index format {manifest.get('format')} is not the supported {FORMAT_VERSION}; {FIX_FULL}"
         )
@@ -200,9 +211,16 @@ def _manifest_shape_ok(m: Any) -> bool:
     if not isinstance(m, dict):
         return False
     files, counts, index = m.get("files"), m.get("counts"), m.get("index")
+    if not (isinstance(counts, dict) and isinstance(counts.get("chunks"), int)):
+        return False
+    segments = m.get("segments", [{"name": ".", "chunks": counts["chunks"], "index": index}])
     return (
         isinstance(files, dict)
-        and {VECTORS, CHUNKS} <= set(files)
+        and isinstance(segments, list)
+        and len(segments) >= 1
+        and all(_segment_shape_ok(s, files) for s in segments)
+        and len({s["name"] for s in segments}) == len(segments)
+        and sum(s["chunks"] for s in segments) == counts["chunks"]
         and all(
             isinstance(v, dict)
             and isinstance(v.get("size"), int)
@@ -216,6 +234,19 @@ def _manifest_shape_ok(m: Any) -> bool:
         and isinstance(m.get("dim"), int)
         and isinstance(index, dict)
         and index.get("kind") in ("flat", "hnsw", "ivf")
+    )
+
+
+def _segment_shape_ok(s: Any, files: dict) -> bool:
+    return (
+        isinstance(s, dict)
+        and isinstance(s.get("name"), str)
+        and re.fullmatch(r"\.|seg-[0-9A-Za-z-]+", s["name"]) is not None  # no path escapes
+        and isinstance(s.get("chunks"), int)
+        and s["chunks"] >= 0
+        and isinstance(s.get("index"), dict)
+        and s["index"].get("kind") in ("flat", "hnsw", "ivf")
+        and all(segment_file(s["name"], f) in files for f in (VECTORS, CHUNKS))
     )
 
 
@@ -277,51 +308,166 @@ def _file_crcs(path: Path) -> list[int]:
     return _map_blocks(lambda i: _block_crc(path, i), list(range(n)))
 
 
-class LoadedIndex:
-    """One build, opened read-only: FAISS in memory, chunks read from SQLite on demand."""
+def segments_of(manifest: dict) -> list[dict]:
+    """The build's segments in chunk-id order, each ``{"name", "chunks", "index"}``.
 
-    def __init__(self, build: Path, manifest: dict, index: faiss.Index, bm25: Any) -> None:
+    A build is one or more segments, each a complete little index (vectors, chunk store, BM25
+    postings) over a run of chunk ids; a format-2 build is one segment at the build's root.
+    """
+    segments = manifest.get("segments")
+    if segments is None:
+        return [{"name": ".", "chunks": manifest["counts"]["chunks"], "index": manifest["index"]}]
+    return segments
+
+
+def segment_file(name: str, rel: str) -> str:
+    """A segment file's path relative to the build folder (the root segment is ``"."``)."""
+    return rel if name == "." else f"{name}/{rel}"
+
+
+@dataclass
+class Segment:
+    """One opened segment: chunk ids ``first .. first + size - 1`` of the build."""
+
+    name: str
+    first: int
+    size: int
+    path: Path
+    faiss: Any
+    bm25: Bm25Postings
+    db: sqlite3.Connection
+
+
+def _open_segment(build: Path, seg: dict, first: int, dim: int) -> Segment:
+    """Open one segment of a verified build (FAISS read, BM25 memory-mapped, SQLite)."""
+    import faiss
+
+    path = build / seg["name"]
+    vectors = path / VECTORS
+    try:
+        index = faiss.read_index(str(vectors))
+    except RuntimeError as exc:
+        raise CorruptIndexError(f"{vectors} is unreadable ({exc}); {FIX_FULL}") from exc
+    if index.ntotal != seg["chunks"] or index.d != dim:
+        raise CorruptIndexError(f"{vectors} does not match the manifest; {FIX_FULL}")
+    _set_search_params(index, seg["index"])
+    try:
+        bm25 = Bm25Postings.load(path / BM25_DIR, mmap=True)
+    except Exception as exc:
+        raise CorruptIndexError(f"{path / BM25_DIR} is unreadable ({exc}); {FIX_FULL}") from exc
+    if bm25.num_docs != seg["chunks"]:
+        raise CorruptIndexError(f"{path / BM25_DIR} does not match the manifest; {FIX_FULL}")
+    db = _connect_readonly(path / CHUNKS)
+    return Segment(seg["name"], first, seg["chunks"], path, index, bm25, db)
+
+
+def _open_segments(build: Path, manifest: dict) -> list[Segment]:
+    out: list[Segment] = []
+    first = 0
+    try:
+        for seg in segments_of(manifest):
+            out.append(_open_segment(build, seg, first, manifest["dim"]))
+            first += seg["chunks"]
+    except BaseException:
+        for s in out:
+            s.db.close()
+        raise
+    return out
+
+
+def _top(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best of several ``(scores, ids)`` lists, best first (ties by lower id)."""
+    if len(parts) == 1:
+        return parts[0]
+    scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.float32)
+    ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    order = np.lexsort((ids, -scores))[:n]
+    return scores[order], ids[order]
+
+
+class LoadedIndex:
+    """One build, opened read-only: FAISS in memory, chunks read from SQLite on demand.
+
+    A search runs over every segment and merges by score; BM25 scores each segment with the
+    whole build's statistics, so the ranking is the one a single index would give.
+    """
+
+    def __init__(self, build: Path, manifest: dict, segments: list[Segment]) -> None:
         self.build = build
         self.manifest = manifest
-        self.faiss = index
-        self.bm25 = bm25
+        self.segments = segments
         self._db_lock = threading.Lock()
-        self._db = _connect_readonly(build / CHUNKS)
+        self._firsts = np.array([s.first for s in segments], np.int64)
         self.size = int(manifest["counts"]["chunks"])
+
+    @property
+    def faiss(self) -> faiss.Index:
+        """The first (largest) segment's FAISS index: all of them in a one-segment build."""
+        return self.segments[0].faiss
 
     def close(self) -> None:
         with self._db_lock:
-            self._db.close()
+            for s in self.segments:
+                s.db.close()
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int, str, str]]:
         """``{id: (doc_id, start, end, text, title)}`` for the given chunk ids."""
-        ids = [int(i) for i in ids]
+        ids = sorted({int(i) for i in ids})
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
-        sql = (
-            "SELECT c.id, c.doc_id, c.start, c.end, c.text, d.title FROM chunks c "
-            f"JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})"
-        )
-        try:
-            with self._db_lock:
-                rows = self._db.execute(sql, ids).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise CorruptIndexError(f"{self.build / CHUNKS}: {exc}; {FIX_FULL}") from exc
-        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+        where = np.searchsorted(self._firsts, ids, side="right") - 1
+        out: dict[int, tuple[str, int, int, str, str]] = {}
+        for s_no in np.unique(where):
+            if s_no < 0:
+                continue
+            seg = self.segments[int(s_no)]
+            local = [i - seg.first for i, w in zip(ids, where) if w == s_no]
+            marks = ",".join("?" * len(local))
+            sql = (
+                "SELECT c.id, c.doc_id, c.start, c.end, c.text, d.title FROM chunks c "
+                f"JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})"
+            )
+            try:
+                with self._db_lock:
+                    rows = seg.db.execute(sql, local).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise CorruptIndexError(f"{seg.path / CHUNKS}: {exc}; {FIX_FULL}") from exc
+            out.update({seg.first + r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows})
+        return out
 
     def dense_search(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         n = min(n, self.size)
         if n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores, ids = self.faiss.search(vector.reshape(1, -1).astype(np.float32), n)
-        keep = ids[0] >= 0
-        return scores[0][keep], ids[0][keep]
+        query = vector.reshape(1, -1).astype(np.float32)
+        parts = []
+        for seg in self.segments:
+            m = min(n, seg.size)
+            if m <= 0:
+                continue
+            scores, ids = seg.faiss.search(query, m)
+            keep = ids[0] >= 0
+            parts.append((scores[0][keep], ids[0][keep] + seg.first))
+        return _top(parts, n)
 
     def lexical_search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.size == 0:
+        n = min(n, self.size)
+        if n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        return self.bm25.top(bm25_tokens([query])[0], min(n, self.size))
+        tokens = bm25_tokens([query])[0]
+        if len(self.segments) == 1:
+            return self.segments[0].bm25.top(tokens, n)
+        stats = Bm25Stats.over([s.bm25 for s in self.segments], tokens)
+        parts = []
+        for seg in self.segments:
+            if seg.size:
+                scores, ids = seg.bm25.top(tokens, min(n, seg.size), stats)
+                parts.append((scores, ids + seg.first))
+        return _top(parts, n)
+
+    def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many chunks of the build contain each term (all segments)."""
+        return {t: sum(s.bm25.df(t) for s in self.segments) for t in set(terms)}
 
 
 def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
@@ -341,8 +487,6 @@ def load_index(settings: Settings, check_seeds: bool = True) -> LoadedIndex:
 
 
 def _load_build(settings: Settings, build: Path, check_seeds: bool) -> LoadedIndex:
-    import faiss
-
     manifest = read_manifest(build)
     check_compatible(manifest, settings)
     _verify_files(build, manifest)
@@ -353,20 +497,12 @@ def _load_build(settings: Settings, build: Path, check_seeds: bool) -> LoadedInd
                 f" and {len(changes) - 5} more" if len(changes) > 5 else ""
             )
             raise StaleIndexError(f"seeds changed since the index was built ({shown}); {FIX}")
-    try:
-        index = faiss.read_index(str(build / VECTORS))
-    except RuntimeError as exc:
-        raise CorruptIndexError(f"{build / VECTORS} is unreadable ({exc}); {FIX_FULL}") from exc
-    if index.ntotal != manifest["counts"]["chunks"] or index.d != manifest["dim"]:
-        raise CorruptIndexError(f"{build / VECTORS} does not match the manifest; {FIX_FULL}")
-    _set_search_params(index, manifest["index"])
-    try:
-        bm25 = Bm25Postings.load(build / BM25_DIR, mmap=True)
-    except Exception as exc:
-        raise CorruptIndexError(f"{build / BM25_DIR} is unreadable ({exc}); {FIX_FULL}") from exc
-    if bm25.num_docs != manifest["counts"]["chunks"]:
-        raise CorruptIndexError(f"{build / BM25_DIR} does not match the manifest; {FIX_FULL}")
-    return LoadedIndex(build, manifest, index, bm25)
+    segments = _open_segments(build, manifest)
+    if sum(s.size for s in segments) != manifest["counts"]["chunks"]:
+        for s in segments:
+            s.db.close()
+        raise CorruptIndexError(f"{build / MANIFEST}: segments do not add up; {FIX_FULL}")
+    return LoadedIndex(build, manifest, segments)
 
 
 def _set_search_params(index: Any, info: dict) -> None:
@@ -396,16 +532,31 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 @dataclass
 class _Previous:
+    """The live build an incremental build reuses; its segments are opened only when read."""
+
     build: Path
     manifest: dict
-    index: Any
-    db: sqlite3.Connection
+    opened: dict[str, Segment] = field(default_factory=dict)
+
+    def segment(self, name: str) -> Segment:
+        if name not in self.opened:
+            first = 0
+            for seg in segments_of(self.manifest):
+                if seg["name"] == name:
+                    self.opened[name] = _open_segment(self.build, seg, first, self.manifest["dim"])
+                    break
+                first += seg["chunks"]
+            else:
+                raise CorruptIndexError(f"{self.build / MANIFEST} has no segment {name!r}")
+        return self.opened[name]
+
+    def close(self) -> None:
+        for s in self.opened.values():
+            s.db.close()
 
 
 def _open_previous(settings: Settings, full: bool) -> _Previous | None:
     """The last build if its vectors can be reused, else None (with the reason logged)."""
-    import faiss
-
     if full:
         return None
     try:
@@ -415,14 +566,10 @@ def _open_previous(settings: Settings, full: bool) -> _Previous | None:
         manifest = read_manifest(build)
         check_compatible(manifest, settings)
         _verify_files(build, manifest)
-        index = faiss.read_index(str(build / VECTORS))
-        if index.ntotal != manifest["counts"]["chunks"] or index.d != manifest["dim"]:
-            raise CorruptIndexError(f"{build / VECTORS} does not match the manifest; {FIX_FULL}")
-        db = _connect_readonly(build / CHUNKS)
     except (IncompatibleIndexError, CorruptIndexError) as exc:
         log.warning("rebuilding everything: %s", exc)
         return None
-    return _Previous(build, manifest, index, db)
+    return _Previous(build, manifest)
 
 
 class _BuildLock:
@@ -488,7 +635,7 @@ def build_index(
             )
         finally:
             if previous is not None:
-                previous.db.close()
+                previous.close()
         return report
 
 
@@ -682,112 +829,55 @@ def write_build(
 
     With ``previous``, the documents in ``kept`` (``{id: file stat}``) are carried over from it
     without re-embedding or re-tokenizing: their chunk ids come first, in their old order, and
-    ``docs`` follow. When all of the previous build is kept (documents were only added), its
-    files are extended instead of rewritten: the chunk store is copied and appended to, the
-    vectors are added to its FAISS index, the new chunks' postings are merged into its BM25.
+    ``docs`` follow. The build is a list of segments (see ``_plan_segments``): a previous segment
+    whose documents are all kept is hard-linked into the new build, not rewritten, and ``docs``
+    become a new segment; so adding a document costs time for that document, plus an
+    occasional merge of small segments.
     """
     kept = kept or {}
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
+    if len(vectors) != sum(len(d.rows) for d in docs):
+        raise ValueError(f"{len(vectors)} vectors for {sum(len(d.rows) for d in docs)} chunks")
     index_dir = Path(settings.index_dir)
     build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     tmp = index_dir / f".tmp-{build_id}"
     tmp.mkdir()
     try:
         old_docs: dict[str, dict] = previous.manifest["documents"] if previous else {}
-        kept_info = sorted((old_docs[d]["first_chunk"], old_docs[d]["chunks"], d) for d in kept)
-        n_kept = sum(n for _, n, _ in kept_info)
-        firsts = np.array([first for first, _, _ in kept_info], np.int64)
-        sizes = np.array([n for _, n, _ in kept_info], np.int64)
-        extend = (
-            previous is not None
-            and n_kept == previous.manifest["counts"]["chunks"]
-            and bool(np.all(firsts == np.cumsum(sizes) - sizes))  # kept ranges tile 0..n_kept
-        )
+        new_docs = {d.id: d for d in docs}
+        plan = _plan_segments(previous.manifest if previous else None, kept, docs, vectors)
+        segments: list[dict] = []
+        files: dict[str, dict] = {}
         manifest_docs: dict[str, dict] = {}
-        db_path = tmp / CHUNKS
-        if extend:
-            shutil.copyfile(previous.build / CHUNKS, db_path)
-            db = sqlite3.connect(db_path)
-            db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
-        else:
-            db = sqlite3.connect(db_path)
-            db.executescript(_SCHEMA)
-            if kept_info:
-                db.execute("ATTACH DATABASE ? AS old", (str(previous.build / CHUNKS),))
         row = 0
-        old_ids: list[np.ndarray] = []
-        for first, n, doc_id in kept_info:
-            old = old_docs[doc_id]
-            if not extend:
-                done = db.execute(
-                    'INSERT INTO chunks SELECT id - ?, doc_id, start, "end", n_tokens, text '
-                    "FROM old.chunks WHERE id >= ? AND id < ? ORDER BY id",
-                    (first - row, first, first + n),
-                ).rowcount
-                if done != n:
-                    raise CorruptIndexError(
-                        f"previous chunk store lost rows of {doc_id}; {FIX_FULL}"
-                    )
-                db.execute(
-                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                    (doc_id, old["title"], old["sha256"], row, n),
+        for i, item in enumerate(plan):
+            if item.link is not None and previous is not None:
+                name, info = item.link["name"], item.link["index"]
+                _link_segment(previous.build, tmp, name)
+                for rel in SEGMENT_FILES:
+                    files[segment_file(name, rel)] = previous.manifest["files"][
+                        segment_file(name, rel)
+                    ]
+                local = {doc_id: (first, n) for first, n, doc_id in item.parts[0].ranges}
+            else:
+                name = "." if i == 0 else f"seg-{build_id}-{i}"
+                info, local = _write_segment(tmp / name, item, previous, settings, dim)
+                for rel in SEGMENT_FILES:
+                    path = tmp / segment_file(name, rel)
+                    files[segment_file(name, rel)] = {
+                        "size": path.stat().st_size,
+                        "crc32": _file_crcs(path),
+                    }
+            for doc_id, (first, n) in local.items():
+                doc = new_docs.get(doc_id)
+                entry = (
+                    {"sha256": doc.sha256, "chunks": n, "title": doc.title, **doc.stat}
+                    if doc is not None
+                    else {**old_docs[doc_id], **kept[doc_id]}
                 )
-            old_ids.append(np.arange(first, first + n))
-            manifest_docs[doc_id] = {**old, "first_chunk": row, **kept[doc_id]}
-            row += n
-        if kept_info and not extend:
-            db.commit()
-            db.execute("DETACH DATABASE old")
-        texts: list[str] = []
-        for doc in docs:
-            n = len(doc.rows)
-            db.executemany(
-                'INSERT INTO chunks (id, doc_id, start, "end", n_tokens, text) '
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(row + i, doc.id, *r) for i, r in enumerate(doc.rows)],
-            )
-            db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                (doc.id, doc.title, doc.sha256, row, n),
-            )
-            texts.extend(embedding_text(doc.title, r[3], settings.embed_titles) for r in doc.rows)
-            manifest_docs[doc.id] = {
-                "sha256": doc.sha256,
-                "chunks": n,
-                "first_chunk": row,
-                "title": doc.title,
-                **doc.stat,
-            }
-            row += n
-        db.commit()
-        db.close()
-        if len(vectors) != len(texts):
-            raise ValueError(f"{len(vectors)} vectors for {len(texts)} chunks")
-
-        # Vectors: extend the previous FAISS index, or gather the kept ones and write anew.
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
-        base = None
-        if extend:
-            base = (previous.index, previous.manifest["index"])
-        elif kept_info:
-            kept_vectors = [previous.index.reconstruct_n(f, n) for f, n, _ in kept_info if n]
-            vectors = np.concatenate([*kept_vectors, vectors])
-        index_info = _write_faiss(vectors, dim, settings, tmp / VECTORS, base=base)
-
-        # BM25: the previous postings (all, or the kept chunks renumbered) plus the new chunks'.
-        postings = Bm25Postings.empty()
-        if previous is not None and kept_info:
-            try:
-                postings = Bm25Postings.load(previous.build / BM25_DIR, mmap=True)
-            except Exception as exc:
-                raise CorruptIndexError(
-                    f"{previous.build / BM25_DIR} is unreadable ({exc}); {FIX_FULL}"
-                ) from exc
-            if not extend:
-                postings = postings.kept(np.concatenate(old_ids))
-        for i in range(0, len(texts), TOKENIZE_BATCH):
-            postings = postings.appended(bm25_tokens(texts[i : i + TOKENIZE_BATCH]))
-        _write_bm25(postings, tmp / BM25_DIR)
-        del postings
+                manifest_docs[doc_id] = {**entry, "first_chunk": row + first, "segment": name}
+            segments.append({"name": name, "chunks": item.size, "index": info})
+            row += item.size
 
         manifest = {
             "format": FORMAT_VERSION,
@@ -799,13 +889,14 @@ def write_build(
             "normalized": True,
             "model_max_tokens": model_max_tokens,
             "chunking": settings.chunk_params(),
-            "index": index_info,
+            "index": segments[0]["index"],
+            "segments": segments,
             "bm25": BM25_PARAMS,
             "counts": {"documents": len(manifest_docs), "chunks": row},
             "source": source or {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
             "skipped": dict(skipped),
             "documents": manifest_docs,
-            "files": _file_infos(tmp),
+            "files": files,
         }
         manifest["checksum"] = _manifest_checksum(manifest)
         _write_json(tmp / MANIFEST, manifest)
@@ -818,6 +909,218 @@ def write_build(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final, manifest
+
+
+SEGMENT_FILES = (
+    VECTORS,
+    CHUNKS,
+    f"{BM25_DIR}/vocab.json",
+    *(f"{BM25_DIR}/{name}.npy" for name in BM25_ARRAYS),
+)
+MERGE_FACTOR = 4  # this many segments of one size class are merged into one of the next class
+MAX_SEGMENTS = 12  # beyond this, the two smallest neighbours are merged (a search visits each)
+
+
+@dataclass
+class _OldPart:
+    """Documents of a previous segment: ``ranges`` are ``(first local id, chunks, doc id)``."""
+
+    segment: dict
+    ranges: list[tuple[int, int, str]]
+
+    @property
+    def whole(self) -> bool:
+        return sum(n for _, n, _ in self.ranges) == self.segment["chunks"]
+
+
+@dataclass
+class _NewPart:
+    docs: Sequence[DocumentRows]
+    vectors: np.ndarray
+
+
+@dataclass
+class _Planned:
+    """A segment of the new build: its parts in order, and the old segment it links, if any."""
+
+    parts: list[_OldPart | _NewPart]
+    size: int
+    link: dict | None = None
+
+
+def _plan_segments(
+    manifest: dict | None,
+    kept: dict[str, dict],
+    docs: Sequence[DocumentRows],
+    vectors: np.ndarray,
+) -> list[_Planned]:
+    """The new build's segments: the previous ones (linked if all their documents are kept,
+    else rewritten without the others), then one for ``docs``; then merges, log-structured:
+    when ``MERGE_FACTOR`` trailing segments are of the same size class (chunks, in powers of
+    ``MERGE_FACTOR``) or smaller, they become one. Each chunk is so rewritten about
+    log4(chunks) times over the life of an index, and there are few segments to search.
+    """
+    items: list[_Planned] = []
+    if manifest is not None:
+        segments = segments_of(manifest)
+        ranges: dict[str, list[tuple[int, int, str]]] = {s["name"]: [] for s in segments}
+        firsts, first = {}, 0
+        for s in segments:
+            firsts[s["name"]] = first
+            first += s["chunks"]
+        for doc_id, info in manifest["documents"].items():
+            name = info.get("segment", ".")
+            if name not in ranges:
+                raise CorruptIndexError(f"document {doc_id!r} names a missing segment; {FIX_FULL}")
+            ranges[name].append((info["first_chunk"] - firsts[name], info["chunks"], doc_id))
+        for s in segments:
+            keep = sorted(r for r in ranges[s["name"]] if r[2] in kept)
+            if not keep:
+                continue
+            part = _OldPart(s, keep)
+            whole = part.whole and len(keep) == len(ranges[s["name"]])
+            items.append(_Planned([part], sum(n for _, n, _ in keep), link=s if whole else None))
+    if docs or not items:
+        items.append(_Planned([_NewPart(docs, vectors)], len(vectors)))
+
+    def size_class(n: int) -> int:
+        return int(math.log(max(n, 1), MERGE_FACTOR))
+
+    def merge(lo: int, hi: int) -> None:
+        group = items[lo:hi]
+        items[lo:hi] = [_Planned([p for g in group for p in g.parts], sum(g.size for g in group))]
+
+    while len(items) > 1:
+        level = size_class(items[-1].size)
+        run = 1
+        while run < len(items) and size_class(items[-1 - run].size) <= level:
+            run += 1
+        if run >= MERGE_FACTOR:
+            merge(len(items) - run, len(items))
+        elif len(items) > MAX_SEGMENTS:
+            pair = min(range(len(items) - 1), key=lambda i: items[i].size + items[i + 1].size)
+            merge(pair, pair + 2)
+        else:
+            break
+    return items
+
+
+def _link_segment(old_build: Path, new_build: Path, name: str) -> None:
+    """Carry a segment over unchanged: hard links (no bytes copied), or copies where the
+    filesystem has none. Segment files are never modified once written, so sharing is safe."""
+    for rel in SEGMENT_FILES:
+        src, dst = old_build / segment_file(name, rel), new_build / segment_file(name, rel)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+
+
+def _write_segment(
+    path: Path,
+    item: _Planned,
+    previous: _Previous | None,
+    settings: Settings,
+    dim: int,
+) -> tuple[dict, dict[str, tuple[int, int]]]:
+    """Write one segment from its parts; return its FAISS entry and ``{doc: (first, chunks)}``.
+
+    When the first part is a whole previous segment (a merge), its chunk store is copied and
+    appended to and its FAISS index extended, rather than rebuilt.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    parts = item.parts
+    head = parts[0] if isinstance(parts[0], _OldPart) and parts[0].whole else None
+    db_path = path / CHUNKS
+    if head is not None and previous is not None:
+        shutil.copyfile(previous.segment(head.segment["name"]).path / CHUNKS, db_path)
+        db = sqlite3.connect(db_path)
+        db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+    else:
+        db = sqlite3.connect(db_path)
+        db.executescript(_SCHEMA)
+    old_docs = previous.manifest["documents"] if previous else {}
+    local: dict[str, tuple[int, int]] = {}
+    vector_parts: list[np.ndarray] = []
+    postings: list[Bm25Postings] = []
+    base = None
+    row = 0
+    for part in parts:
+        if isinstance(part, _OldPart):
+            assert previous is not None
+            seg = previous.segment(part.segment["name"])
+            if part is head:
+                local.update({doc_id: (first, n) for first, n, doc_id in part.ranges})
+                base = (seg.faiss, part.segment["index"])
+                postings.append(seg.bm25)
+                row = seg.size
+                continue
+            db.execute("ATTACH DATABASE ? AS old", (str(seg.path / CHUNKS),))
+            for first, n, doc_id in part.ranges:
+                done = db.execute(
+                    'INSERT INTO chunks SELECT id + ?, doc_id, start, "end", n_tokens, text '
+                    "FROM old.chunks WHERE id >= ? AND id < ? ORDER BY id",
+                    (row - first, first, first + n),
+                ).rowcount
+                if done != n:
+                    raise CorruptIndexError(
+                        f"previous chunk store lost rows of {doc_id}; {FIX_FULL}"
+                    )
+                old = old_docs[doc_id]
+                db.execute(
+                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                    (doc_id, old["title"], old["sha256"], row, n),
+                )
+                local[doc_id] = (row, n)
+                row += n
+            db.commit()
+            db.execute("DETACH DATABASE old")
+            ids = np.concatenate([np.arange(f, f + n) for f, n, _ in part.ranges] or [[]])
+            vector_parts.append(_reconstruct(seg.faiss, part.ranges, dim))
+            postings.append(seg.bm25 if part.whole else seg.bm25.kept(ids.astype(np.int64)))
+        else:
+            texts: list[str] = []
+            for doc in part.docs:
+                n = len(doc.rows)
+                db.executemany(
+                    'INSERT INTO chunks (id, doc_id, start, "end", n_tokens, text) '
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(row + i, doc.id, *r) for i, r in enumerate(doc.rows)],
+                )
+                db.execute(
+                    "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
+                    (doc.id, doc.title, doc.sha256, row, n),
+                )
+                texts.extend(
+                    embedding_text(doc.title, r[3], settings.embed_titles) for r in doc.rows
+                )
+                local[doc.id] = (row, n)
+                row += n
+            fresh = Bm25Postings.empty()
+            for i in range(0, len(texts), TOKENIZE_BATCH):
+                fresh = fresh.appended(bm25_tokens(texts[i : i + TOKENIZE_BATCH]))
+            postings.append(fresh)
+            vector_parts.append(part.vectors)
+    db.commit()
+    db.close()
+    vectors = np.concatenate(vector_parts) if vector_parts else np.zeros((0, dim), np.float32)
+    info = _write_faiss(vectors, dim, settings, path / VECTORS, base=base)
+    _write_bm25(Bm25Postings.concat(postings), path / BM25_DIR)
+    return info, local
+
+
+def _reconstruct(index: Any, ranges: list[tuple[int, int, str]], dim: int) -> np.ndarray:
+    """The stored vectors of the chunk ``ranges``, one ``reconstruct_n`` per contiguous run."""
+    runs: list[list[int]] = []
+    for first, n, _ in ranges:
+        if runs and runs[-1][0] + runs[-1][1] == first:
+            runs[-1][1] += n
+        elif n:
+            runs.append([first, n])
+    if not runs:
+        return np.zeros((0, dim), np.float32)
+    return np.concatenate([index.reconstruct_n(first, n) for first, n in runs])
 
 
 def _embed_all(

@@ -285,3 +285,62 @@ def test_bm25_postings_score_like_bm25s():
         expected = reference.get_scores(q)
         np.testing.assert_allclose(at_once.get_scores(q), expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(in_steps.get_scores(q), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_added_documents_become_segments_and_old_segments_are_linked_not_rewritten(
+    seeded, fake_embedder
+):
+    """Each add writes only a segment for the new document (older segments are hard links of
+    the previous build's files); small segments merge log-structured; the result searches like
+    a full build, and removing a document rewrites only the segment that held it."""
+    import os
+
+    from assistant.index import MERGE_FACTOR, SEGMENT_FILES, segment_file, segments_of
+
+    def inodes(build, name):
+        return [os.stat(build / segment_file(name, f)).st_ino for f in SEGMENT_FILES]
+
+    build_index(seeded, embedder=fake_embedder)
+    first = current_build(seeded.index_dir)
+    base = inodes(first, ".")
+    counts = []
+    for i in range(2 * MERGE_FACTOR + 1):
+        write(seeded, f"added-{i:02d}.txt", f"Added note {i}. Walruses number {i} rest on ice.")
+        report = build_index(seeded, embedder=fake_embedder)
+        assert report.new == 1 and report.embedded_chunks == 1
+        build = current_build(seeded.index_dir)
+        manifest = read_manifest(build)
+        segments = segments_of(manifest)
+        counts.append(len(segments))
+        assert segments[0]["name"] == "." and inodes(build, ".") == base  # never rewritten
+        assert manifest["documents"][f"added-{i:02d}.txt"]["segment"] == segments[-1]["name"]
+    assert max(counts) <= MERGE_FACTOR + 1 and min(counts[MERGE_FACTOR:]) < max(counts)
+    queries = ["walruses ice", "troops parade", "note 3", "penguins"]
+    reference = seeded.model_copy(update={"index_dir": seeded.index_dir.parent / "reference"})
+    build_index(reference, embedder=fake_embedder)
+    assert _results(seeded, fake_embedder, queries) == _results(reference, fake_embedder, queries)
+    index = load_index(seeded)
+    rows = index.chunk_rows(range(index.size))
+    index.close()
+    assert sorted(rows) == list(range(index.size))
+    for doc_id, start, end, text, _ in rows.values():
+        assert (seeded.seeds_dir / doc_id).read_text(encoding="utf-8")[start:end] == text
+
+    # Remove a document of the last segment: the others stay linked.
+    build = current_build(seeded.index_dir)
+    segments = segments_of(read_manifest(build))
+    kept = {s["name"]: inodes(build, s["name"]) for s in segments[:-1]}
+    last = [
+        d
+        for d, info in read_manifest(build)["documents"].items()
+        if info["segment"] == segments[-1]["name"]
+    ]
+    (seeded.seeds_dir / last[0]).unlink()
+    assert build_index(seeded, embedder=fake_embedder).removed == 1
+    after = current_build(seeded.index_dir)
+    for name, ino in kept.items():
+        assert inodes(after, name) == ino
+    assert last[0] not in read_manifest(after)["documents"]
+    build_index(reference, embedder=fake_embedder, full=True)
+    assert len(segments_of(read_manifest(current_build(reference.index_dir)))) == 1
+    assert _results(seeded, fake_embedder, queries) == _results(reference, fake_embedder, queries)
