@@ -27,11 +27,13 @@ class Corpus:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def seed_files(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Every ``.txt``/``.md`` file under ``root`` as ``(id, path)``, sorted by id.
 
     Symlinks are followed only when they resolve inside ``root``; hidden files and folders
-    (names starting with a dot) are ignored.
+    (names starting with a dot) are ignored. Paths are plain strings and the walk uses
+    ``os.scandir`` file types, with no call per file: a folder of 37k seeds is listed in a
+    fraction of a second, which every incremental build and stale check pays.
     """
     root = Path(root)
     if not root.is_dir():
@@ -39,53 +41,59 @@ def seed_files(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]
             f"seeds folder {str(root)!r} does not exist; create it and add .txt or .md files"
         )
     real_root = root.resolve()
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        keep = []
-        for name in sorted(dirnames):
+    folders = [(str(root), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append((prefix or ".", f"folder unreadable ({exc.strerror or exc})"))
+            continue
+        for entry in entries:
+            name = entry.name
             if name.startswith("."):
                 continue
-            sub = here / name
-            if sub.is_symlink():
-                target = sub.resolve()
-                if not _inside(target, real_root):
-                    skipped.append((_rel(sub, root), "symlink points outside the seeds folder"))
-                    continue
-                # A symlinked folder inside the root is walked by its real path elsewhere.
-                skipped.append(
-                    (_rel(sub, root), "symlinked folder (its target is indexed directly)")
-                )
-                continue
-            keep.append(name)
-        dirnames[:] = keep
-        prefix = _rel(here, root) + "/" if here != root else ""  # once per folder: 37k files
-        for name in sorted(filenames):  # with Path.relative_to each cost seconds
-            if name.startswith(".") or not name.lower().endswith(EXTENSIONS):
-                continue
-            path = here / name
             rel = prefix + name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((entry.path, rel + "/"))
+                    continue
+                link = entry.is_symlink()
+            except OSError:
+                continue
+            if link and os.path.isdir(entry.path):  # False for broken links and loops
+                target = Path(entry.path).resolve()
+                if not _inside(target, real_root):
+                    skipped.append((rel, "symlink points outside the seeds folder"))
+                else:  # walked by its real path elsewhere
+                    skipped.append((rel, "symlinked folder (its target is indexed directly)"))
+                continue
+            if not name.lower().endswith(EXTENSIONS):
+                continue
             if not _utf8(rel):  # would break the UTF-8 chunk store and manifest
                 printable = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 skipped.append((printable, "file name is not valid UTF-8; rename the file"))
                 continue
-            if path.is_symlink():
+            if link:
                 try:
-                    target = path.resolve(strict=True)
+                    target = Path(entry.path).resolve(strict=True)
                 except (OSError, RuntimeError):
                     skipped.append((rel, "broken symlink"))
                     continue
                 if not _inside(target, real_root):
                     skipped.append((rel, "symlink points outside the seeds folder"))
                     continue
-            found.append((rel, path))
+            found.append((rel, entry.path))
     found.sort()
     return found, skipped
 
 
-def read_document(doc_id: str, path: Path, max_bytes: int | None = None) -> Document | str:
+def read_document(doc_id: str, path: Path | str, max_bytes: int | None = None) -> Document | str:
     """The document, or the reason it was skipped (empty, too large, binary, not UTF-8)."""
+    path = Path(path)
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block the build forever
@@ -111,7 +119,7 @@ def load_corpus(
     root: Path,
     max_bytes: int | None = None,
     require: bool = True,
-    known: Callable[[str, Path], Document | None] | None = None,
+    known: Callable[[str, str], Document | None] | None = None,
 ) -> Corpus:
     """Read every seed document under ``root``. Raises ``EmptyCorpusError`` if none is usable.
 
@@ -174,7 +182,3 @@ def _utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _rel(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()

@@ -142,13 +142,13 @@ def seed_changes(manifest: dict, seeds_dir: Path) -> list[str]:
                 changes.append(f"new: {doc_id}")
             continue
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             changes.append(f"unreadable: {doc_id}")
             continue
         if st.st_size != info.get("size") or (
             st.st_mtime_ns != info.get("mtime_ns")
-            and sha256_bytes(path.read_bytes()) != info["sha256"]
+            and sha256_bytes(Path(path).read_bytes()) != info["sha256"]
         ):
             changes.append(f"changed: {doc_id}")
     changes.extend(f"removed: {d}" for d in sorted(set(recorded) - present))
@@ -186,16 +186,35 @@ def current_build(index_dir: Path) -> Path | None:
 def read_manifest(build: Path) -> dict:
     path = build / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        manifest = json.loads(text)
     except FileNotFoundError as exc:
         raise CorruptIndexError(f"{path} is missing; {FIX_FULL}") from exc
     except (OSError, ValueError) as exc:
         raise CorruptIndexError(f"{path} is unreadable ({exc}); {FIX_FULL}") from exc
     if not _manifest_shape_ok(manifest):
         raise CorruptIndexError(f"{path} is not an assistant manifest; {FIX_FULL}")
-    if "checksum" in manifest and manifest["checksum"] != _manifest_checksum(manifest):
+    if "checksum" in manifest and not (
+        _text_checksum(text) == manifest["checksum"]
+        or manifest["checksum"] == _manifest_checksum(manifest)  # format 2 hashed the JSON body
+    ):
         raise CorruptIndexError(f"{path} does not match its checksum (garbled?); {FIX_FULL}")
     return manifest
+
+
+_CHECKSUM_FIELD = re.compile(r'"checksum": "([0-9a-f]{64})"')
+_ZEROS = "0" * 64
+
+
+def _text_checksum(text: str) -> str | None:
+    """sha256 of the manifest's text with its checksum digits zeroed (how ``_write_json``
+    computes it): one hash over the bytes, no re-serialization of a 37k-document manifest.
+    The field can be found by text: inside JSON strings every quote is escaped."""
+    found = _CHECKSUM_FIELD.search(text)
+    if found is None:
+        return None
+    zeroed = text[: found.start(1)] + _ZEROS + text[found.end(1) :]
+    return hashlib.sha256(zeroed.encode("utf-8")).hexdigest()
 
 
 def _manifest_checksum(manifest: dict) -> str:
@@ -651,12 +670,12 @@ def _read_corpus(
         return load_corpus(settings.seeds_dir, max_bytes=max_bytes)
     recorded: dict[str, dict] = previous.manifest["documents"]
 
-    def known(doc_id: str, path: Path) -> Document | None:
+    def known(doc_id: str, path: str) -> Document | None:
         old = recorded.get(doc_id)
         if old is None:
             return None
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             return None
         if not (
@@ -898,7 +917,6 @@ def write_build(
             "documents": manifest_docs,
             "files": files,
         }
-        manifest["checksum"] = _manifest_checksum(manifest)
         _write_json(tmp / MANIFEST, manifest)
         _fsync_tree(tmp)
         final = index_dir / f"build-{build_id}"
@@ -1252,7 +1270,6 @@ def _refresh_manifest(
         d.id: {**previous.manifest["documents"][d.id], **_stat(seeds_dir / d.id)} for d in documents
     }
     manifest["skipped"] = dict(skipped)
-    manifest["checksum"] = _manifest_checksum(manifest)
     _write_json(previous.build / MANIFEST, manifest)
 
 
@@ -1305,12 +1322,16 @@ def _remove_old_builds(index_dir: Path, keep: str) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
+    """Write a manifest atomically, setting its ``checksum`` (see ``_text_checksum``)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     # Indented for people while small; compact (C encoder, ~10x faster) for 1,000+ documents.
     indent = 1 if len(data.get("documents", ())) < 1000 else None
+    data["checksum"] = _ZEROS
+    text = json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
+    data["checksum"] = digest = _text_checksum(text)
+    text = text.replace(f'"checksum": "{_ZEROS}"', f'"checksum": "{digest}"', 1)
     with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False))
-        handle.write("\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
