@@ -647,6 +647,27 @@ def test_corrupted_index_files_raise_a_typed_error_naming_file_and_fix(
     load_index(seeded).close()
 
 
+@pytest.mark.parametrize("how", ["garbled", "truncated", "deleted"])
+def test_a_damaged_file_of_a_later_segment_is_named(seeded, fake_embedder, how):
+    """A build of several segments checks every segment's files, not only the first's."""
+    from assistant.errors import CorruptIndexError
+
+    build_index(seeded, embedder=fake_embedder)
+    write(seeded, "more.txt", "More text to embed. It is about a parade of cats.")
+    build_index(seeded, embedder=fake_embedder)
+    build = current_build(seeded.index_dir)
+    later = [p for p in sorted(build.glob("seg-*/**/*")) if p.is_file()]
+    assert len(later) == 7 and all(p.stat().st_nlink == 1 for p in later)  # new, not linked
+    for path in later:
+        original = path.read_bytes()
+        damage(path, how)
+        with pytest.raises(CorruptIndexError, match="assistant build --full") as err:
+            load_index(seeded)
+        assert path.name in str(err.value) and "seg-" in str(err.value)
+        path.write_bytes(original)
+    load_index(seeded).close()
+
+
 # Manifests that parse as JSON but are not what a build writes.
 BAD_MANIFESTS = {
     "a list": [],
@@ -658,6 +679,19 @@ BAD_MANIFESTS = {
     "index kind missing": lambda m: {**m, "index": {}},
     "chunks count wrong": lambda m: {**m, "counts": {**m["counts"], "chunks": 1}},
     "dim wrong": lambda m: {**m, "dim": "64"},
+    "segment escapes": lambda m: {
+        **m,
+        "segments": [{**m["segments"][0], "name": "../../elsewhere"}],
+        "files": {f"../../elsewhere/{k}": v for k, v in m["files"].items()},
+    },
+    "segments do not add up": lambda m: {
+        **m,
+        "segments": [{**m["segments"][0], "chunks": m["segments"][0]["chunks"] + 1}],
+    },
+    "segment files missing": lambda m: {
+        **m,
+        "segments": [*m["segments"], {**m["segments"][0], "name": "seg-x", "chunks": 0}],
+    },
 }
 
 
