@@ -542,8 +542,8 @@ def main() -> None:
         return
     if args.incremental:
         inc = incremental()
-        print(json.dumps(inc))
         print_incremental(inc)
+        print(json.dumps(inc))  # last: the parent process reads this line
         return
     if args.quantization:
         result = quantization()
