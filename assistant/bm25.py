@@ -30,7 +30,9 @@ def _bm25s():  # noqa: ANN202
     """The bm25s module, imported lazily, with its DEBUG chatter turned off (it sets DEBUG itself)."""
     import bm25s
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    logger = logging.getLogger("bm25s")
+    if logger.level != logging.WARNING:  # setLevel clears every logger's cache: not per query
+        logger.setLevel(logging.WARNING)
     return bm25s
 
 
