@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,13 +21,18 @@ BM25_PARAMS = {"k1": 1.2, "b": 0.75, "stemmer": "english", "stopwords": "en"}
 BM25_ARRAYS = ("indptr", "docs", "tfs", "lengths")
 
 _stemmer = None
+_SLACK = 1.0 + 1e-4  # on score bounds, for float32 rounding in the scores they bound
+_POOL = 4  # scratch score arrays kept per postings object (one per concurrent query)
+_LOOKUP_COST = 16  # a binary search in a term's postings costs about this many postings read
 
 
 def _bm25s():  # noqa: ANN202
     """The bm25s module, imported lazily, with its DEBUG chatter turned off (it sets DEBUG itself)."""
     import bm25s
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    logger = logging.getLogger("bm25s")
+    if logger.level != logging.WARNING:  # setLevel clears every logger's cache: not per query
+        logger.setLevel(logging.WARNING)
     return bm25s
 
 
@@ -65,6 +72,26 @@ class Bm25Stats:
         return cls(num_docs, avgdl, df)
 
 
+class _Term(NamedTuple):
+    term: str
+    term_id: int
+    lo: int  # its postings are docs[lo:hi], tfs[lo:hi]
+    hi: int
+    idf: np.float32  # times the term's count in the query
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted, each once (``np.unique`` here is many times slower than a sort)."""
+    values = np.sort(values)
+    if len(values) > 1:
+        values = values[np.concatenate([[True], values[1:] != values[:-1]])]
+    return values
+
+
+def _nth_largest(values: np.ndarray, n: int) -> float:
+    return float(np.partition(values, len(values) - n)[len(values) - n])
+
+
 class Bm25Postings:
     """BM25 kept as raw postings (term -> chunk ids and term frequencies, chunk lengths), scored
     at query time with Lucene's formula (bm25s's default): ``idf * tf / (tf + k1 * (1 - b + b *
@@ -92,6 +119,11 @@ class Bm25Postings:
         self.avgdl = max(self.total_length / self.num_docs, 1.0) if self.num_docs else 1.0
         self.k1, self.b = float(BM25_PARAMS["k1"]), float(BM25_PARAMS["b"])
         self.scores = {"indptr": indptr, "num_docs": self.num_docs}
+        self._min_length: float | None = None
+        self._tf_max: dict[int, float] = {}
+        self._denom: tuple[tuple[np.float32, np.float32], np.ndarray] | None = None
+        self._pool: list[np.ndarray] = []
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def empty(cls) -> Bm25Postings:
@@ -132,29 +164,77 @@ class Bm25Postings:
         i = self.vocab_dict.get(term)
         return 0 if i is None else int(self.indptr[i + 1] - self.indptr[i])
 
+    def _terms(self, tokens: Sequence[str], stats: Bm25Stats | None) -> list[_Term]:
+        """The query's terms found here, each once (a repeated term weighs as many times)."""
+        counts: dict[str, int] = {}
+        for t in tokens:
+            if t in self.vocab_dict:
+                counts[t] = counts.get(t, 0) + 1
+        n = stats.num_docs if stats else self.num_docs
+        out = []
+        for t, count in counts.items():
+            term_id = self.vocab_dict[t]
+            lo, hi = int(self.indptr[term_id]), int(self.indptr[term_id + 1])
+            if hi > lo:
+                df = stats.df[t] if stats else hi - lo
+                idf = np.float32(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+                out.append(_Term(t, term_id, lo, hi, np.float32(idf * count)))
+        return out
+
+    def _norm(self, stats: Bm25Stats | None) -> tuple[np.float32, np.float32]:
+        """``(a, c)`` with ``k1 * (1 - b + b * len / avgdl) = a + c * len``."""
+        avgdl = stats.avgdl if stats else self.avgdl
+        return np.float32(self.k1 * (1.0 - self.b)), np.float32(self.k1 * self.b / avgdl)
+
+    def _part(
+        self, term: _Term, ids: np.ndarray, tf: np.ndarray, norm: tuple[np.float32, np.float32]
+    ) -> np.ndarray:
+        """``term``'s score in chunks ``ids`` that hold it ``tf`` times (float32 throughout, so a
+        chunk's part is the same number however it was reached)."""
+        denom = self._denominators(norm)[ids]
+        part = np.asarray(tf, np.float32)
+        denom += part
+        part = part * term.idf
+        part /= denom
+        return part
+
+    def _denominators(self, norm: tuple[np.float32, np.float32]) -> np.ndarray:
+        """``a + c * len`` of every chunk (kept for the last ``norm`` asked for)."""
+        cached = self._denom
+        if cached is None or cached[0] != norm:
+            denom = np.asarray(self.lengths, np.float32) * norm[1]
+            denom += norm[0]
+            cached = self._denom = (norm, denom)
+        return cached[1]
+
     def _term(self, term: str, stats: Bm25Stats | None) -> tuple[np.ndarray, np.ndarray]:
-        term_id = self.vocab_dict[term]
-        lo, hi = int(self.indptr[term_id]), int(self.indptr[term_id + 1])
-        ids = np.asarray(self.docs[lo:hi])
-        tf = np.asarray(self.tfs[lo:hi], dtype=np.float32)
-        n, avgdl, df = (
-            (stats.num_docs, stats.avgdl, stats.df[term])
-            if stats
-            else (self.num_docs, self.avgdl, hi - lo)
-        )
-        idf = np.float32(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
-        norm = self.k1 * (1.0 - self.b + self.b * np.asarray(self.lengths[ids]) / avgdl)
-        return ids, idf * tf / (tf + norm)
+        """``(ids, scores)`` of every chunk holding ``term``."""
+        found = self._terms([term], stats)
+        if not found:
+            return np.zeros(0, self.docs.dtype), np.zeros(0, np.float32)
+        t = found[0]
+        ids = np.asarray(self.docs[t.lo : t.hi])
+        return ids, self._part(t, ids, self.tfs[t.lo : t.hi], self._norm(stats))
 
     def get_scores(self, tokens: Sequence[str], stats: Bm25Stats | None = None) -> np.ndarray:
         """Every chunk's score for ``tokens`` (unknown terms ignored), like bm25s's; with
         ``stats``, as part of the larger corpus they describe."""
         scores = np.zeros(self.num_docs, np.float32)
-        for t in tokens:
-            if t in self.vocab_dict:
-                ids, part = self._term(t, stats)
-                scores[ids] += part
+        norm = self._norm(stats)
+        for t in self._terms(tokens, stats):
+            ids = np.asarray(self.docs[t.lo : t.hi])
+            scores[ids] += self._part(t, ids, self.tfs[t.lo : t.hi], norm)
         return scores
+
+    def _bound(self, term: _Term, norm: tuple[np.float32, np.float32]) -> float:
+        """An upper bound of ``term``'s part in any chunk: its highest tf in the shortest chunk."""
+        if self._min_length is None:
+            self._min_length = float(np.min(self.lengths)) if self.num_docs else 0.0
+        tf_max = self._tf_max.get(term.term_id)
+        if tf_max is None:
+            tf_max = self._tf_max[term.term_id] = float(np.max(self.tfs[term.lo : term.hi]))
+        a, c = float(norm[0]), float(norm[1])
+        return float(term.idf) * tf_max / (tf_max + a + c * self._min_length) * _SLACK
 
     def top(
         self, tokens: Sequence[str], n: int, stats: Bm25Stats | None = None
@@ -162,26 +242,67 @@ class Bm25Postings:
         """The ``n`` best ``(scores, ids)`` with a score above 0, best first (ties in the list by
         lower id; which of several chunks tied at the n-th score make the cut is unspecified).
 
-        Only the matching postings are ranked, never all N chunks: a chunk appears once per
-        query term, so the best ``n * terms`` postings hold the best ``n`` distinct chunks.
+        Exact, by MaxScore: a term's part in any chunk has an upper bound (``_bound``). Terms are
+        read rarest (highest bound) first, every posting scored. ``theta``, the n-th best score
+        so far, only grows; once the bounds of the terms left sum below it, a chunk that none of
+        the terms read holds cannot make the cut, and from then on a term's postings only add to
+        the chunks that can still reach ``theta`` with the terms left: one gather and compare
+        per posting instead of scoring it. The chunks that reached ``theta`` when last scored
+        (``pool``) hold every chunk of the answer.
         """
-        parts = [self._term(t, stats) for t in tokens if t in self.vocab_dict]
-        parts = [p for p in parts if len(p[0])]
-        if not parts or n <= 0:
+        terms = self._terms(tokens, stats)
+        if not terms or n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        if len(parts) == 1:
-            ids, scores = parts[0]
-        else:
-            acc = np.zeros(self.num_docs, np.float32)
-            for ids, part in parts:
-                acc[ids] += part
-            cand = np.concatenate([p[0] for p in parts])
-            vals = acc[cand]
-            m = min(len(cand), n * len(parts))
-            if m < len(cand):
-                cand = cand[np.argpartition(-vals, m - 1)[:m]]
-            ids = np.unique(cand)
+        norm = self._norm(stats)
+        bounds = [self._bound(t, norm) for t in terms]
+        order = sorted(range(len(terms)), key=lambda i: (-bounds[i], terms[i].term_id))
+        terms, bounds = [terms[i] for i in order], [bounds[i] for i in order]
+        rest = [float(x) for x in np.cumsum(bounds[::-1])[::-1]] + [0.0]  # bounds of i, i+1, ...
+        acc = self._scratch()
+        touched: list[np.ndarray] = []
+        try:
+            theta = 0.0
+            pool = np.zeros(0, np.intp)
+            live = None  # once theta is above rest[i]: the chunks that can still make it
+            for i, t in enumerate(terms):
+                docs, tfs = np.asarray(self.docs[t.lo : t.hi]), self.tfs[t.lo : t.hi]
+                if rest[i] >= theta:
+                    ids = docs.astype(np.intp)
+                    touched.append(ids)
+                    cur = acc[ids]
+                else:
+                    # Only chunks that can still reach theta; any other chunk scores 0 here.
+                    floor = theta - rest[i]
+                    if live is None:  # a chunk no term read holds has 0
+                        live = np.flatnonzero(acc >= floor).astype(docs.dtype)
+                    else:
+                        live = live[acc[live] >= floor]
+                    if len(live) * _LOOKUP_COST < len(docs):  # binary search for each
+                        pos = np.searchsorted(docs, live)
+                        pos[pos == len(docs)] = 0
+                        pos = pos[docs[pos] == live]
+                        ids = docs[pos].astype(np.intp)
+                        cur = acc[ids]
+                    else:  # one pass over the postings
+                        ids = docs.astype(np.intp)
+                        cur = acc[ids]
+                        pos = np.flatnonzero(cur >= floor)
+                        ids, cur = ids[pos], cur[pos]
+                    tfs = np.asarray(tfs)[pos]
+                cur += self._part(t, ids, tfs, norm)
+                acc[ids] = cur
+                pool = np.concatenate([pool, ids[cur >= theta]])
+                if len(pool) >= n:
+                    pool = _distinct(pool)
+                    if len(pool) >= n:
+                        theta = max(theta, _nth_largest(acc[pool], n))
+                        pool = pool[acc[pool] >= theta]
+            ids = _distinct(pool)
             scores = acc[ids]
+        finally:
+            for ids_read in touched:
+                acc[ids_read] = 0
+            self._release(acc)
         if len(ids) > n:
             keep = np.argpartition(-scores, n - 1)[:n]
             ids, scores = ids[keep], scores[keep]
@@ -189,6 +310,19 @@ class Bm25Postings:
         ids, scores = ids[order], scores[order]
         keep = scores > 0
         return scores[keep].astype(np.float32), ids[keep].astype(np.int64)
+
+    def _scratch(self) -> np.ndarray:
+        """A zeroed float32 array of ``num_docs``, reused across queries (the caller zeroes the
+        entries it touched and hands it back with ``_release``)."""
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        return np.zeros(self.num_docs, np.float32)
+
+    def _release(self, acc: np.ndarray) -> None:
+        with self._pool_lock:
+            if len(self._pool) < _POOL:
+                self._pool.append(acc)
 
     # ---- building
 
