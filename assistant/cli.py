@@ -142,6 +142,7 @@ def status(as_json: JsonOpt = False) -> None:
     typer.echo(
         f"{info['index_dir']}: {len(info['documents'])} documents, {info['chunks']} chunks, "
         f"model {info['model']} ({info['dim']}-d, {info['index']}), built {info['created']}"
+        + (f", {len(info['segments'])} segments" if len(info["segments"]) > 1 else "")
     )
     if info["stale"]:
         typer.echo("stale: " + ", ".join(info["changes"][:10]) + "; run `assistant build`")

@@ -1396,6 +1396,7 @@ def index_status(settings: Settings | None = None) -> dict:
         "model": manifest["model"],
         "dim": manifest["dim"],
         "index": manifest["index"]["kind"],
+        "segments": [s["chunks"] for s in segments_of(manifest)],
         "chunks": manifest["counts"]["chunks"],
         "documents": {
             k: {"title": v["title"], "chunks": v["chunks"]}

@@ -344,3 +344,37 @@ def test_added_documents_become_segments_and_old_segments_are_linked_not_rewritt
     build_index(reference, embedder=fake_embedder, full=True)
     assert len(segments_of(read_manifest(current_build(reference.index_dir)))) == 1
     assert _results(seeded, fake_embedder, queries) == _results(reference, fake_embedder, queries)
+
+
+def test_a_format_2_build_is_read_as_one_segment_and_extended(seeded, fake_embedder):
+    """Indexes written before segments (format 2: files at the build root, a checksum over the
+    JSON body) still load, and the next incremental build links their files instead of
+    re-embedding."""
+    import json
+    import os
+
+    from assistant.index import _manifest_checksum, segments_of
+
+    build_index(seeded, embedder=fake_embedder)
+    build = current_build(seeded.index_dir)
+    manifest = read_manifest(build)
+    old = {k: v for k, v in manifest.items() if k not in ("segments", "checksum")}
+    old["format"] = 2
+    old["documents"] = {
+        d: {k: v for k, v in info.items() if k != "segment"}
+        for d, info in manifest["documents"].items()
+    }
+    old["checksum"] = _manifest_checksum(old)
+    (build / "manifest.json").write_text(json.dumps(old, indent=2), encoding="utf-8")
+    before = _results(seeded, fake_embedder, ["troops parade", "penguins"])
+    inode = os.stat(build / "vectors.faiss").st_ino
+
+    write(seeded, "walrus.txt", "Walruses rest on the ice in large groups.")
+    report = build_index(seeded, embedder=fake_embedder)
+    assert report.new == 1 and report.embedded_chunks == 1
+    after = current_build(seeded.index_dir)
+    assert [s["chunks"] for s in segments_of(read_manifest(after))][1:] == [1]
+    assert os.stat(after / "vectors.faiss").st_ino == inode
+    (seeded.seeds_dir / "walrus.txt").unlink()
+    build_index(seeded, embedder=fake_embedder)
+    assert _results(seeded, fake_embedder, ["troops parade", "penguins"]) == before
