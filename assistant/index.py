@@ -186,8 +186,8 @@ def current_build(index_dir: Path) -> Path | None:
 def read_manifest(build: Path) -> dict:
     path = build / MANIFEST
     try:
-        text = path.read_text(encoding="utf-8")
-        manifest = json.loads(text)
+        data = path.read_bytes()
+        manifest = json.loads(data)
     except FileNotFoundError as exc:
         raise CorruptIndexError(f"{path} is missing; {FIX_FULL}") from exc
     except (OSError, ValueError) as exc:
@@ -195,26 +195,28 @@ def read_manifest(build: Path) -> dict:
     if not _manifest_shape_ok(manifest):
         raise CorruptIndexError(f"{path} is not an assistant manifest; {FIX_FULL}")
     if "checksum" in manifest and not (
-        _text_checksum(text) == manifest["checksum"]
+        _text_checksum(data) == manifest["checksum"]
         or manifest["checksum"] == _manifest_checksum(manifest)  # format 2 hashed the JSON body
     ):
         raise CorruptIndexError(f"{path} does not match its checksum (garbled?); {FIX_FULL}")
     return manifest
 
 
-_CHECKSUM_FIELD = re.compile(r'"checksum": "([0-9a-f]{64})"')
+_CHECKSUM_FIELD = re.compile(rb'"checksum": "([0-9a-f]{64})"')
 _ZEROS = "0" * 64
 
 
-def _text_checksum(text: str) -> str | None:
-    """sha256 of the manifest's text with its checksum digits zeroed (how ``_write_json``
-    computes it): one hash over the bytes, no re-serialization of a 37k-document manifest.
-    The field can be found by text: inside JSON strings every quote is escaped."""
-    found = _CHECKSUM_FIELD.search(text)
+def _text_checksum(data: bytes) -> str | None:
+    """sha256 of the manifest file's bytes with its checksum digits zeroed (how ``_write_json``
+    computes it): one hash over the bytes, no re-serialization of a 380k-document manifest.
+    The field can be found in the text: inside JSON strings every quote is escaped."""
+    found = _CHECKSUM_FIELD.search(data)
     if found is None:
         return None
-    zeroed = text[: found.start(1)] + _ZEROS + text[found.end(1) :]
-    return hashlib.sha256(zeroed.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(data[: found.start(1)])
+    digest.update(_ZEROS.encode())
+    digest.update(data[found.end(1) :])
+    return digest.hexdigest()
 
 
 def _manifest_checksum(manifest: dict) -> str:
@@ -1328,10 +1330,11 @@ def _write_json(path: Path, data: dict) -> None:
     indent = 1 if len(data.get("documents", ())) < 1000 else None
     data["checksum"] = _ZEROS
     text = json.dumps(data, indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
-    data["checksum"] = digest = _text_checksum(text)
-    text = text.replace(f'"checksum": "{_ZEROS}"', f'"checksum": "{digest}"', 1)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    raw = text.encode("utf-8")  # bytes, so the hash does not depend on newline translation
+    data["checksum"] = digest = _text_checksum(raw)
+    raw = raw.replace(f'"checksum": "{_ZEROS}"'.encode(), f'"checksum": "{digest}"'.encode(), 1)
+    with open(tmp, "wb") as handle:
+        handle.write(raw)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
