@@ -103,14 +103,18 @@ def main() -> None:
     builds: list[float] = []
     raws: list[float] = []
     peak_build = 0.0
-    texts: list[str] = []
-    for _ in range(args.rounds):
+    texts: list[str] = []  # read back from the first build (round 0 builds first)
+
+    def run_build():
+        nonlocal report, peak_build
         report = build_index(settings, full=True, embedder=embedder, progress=False, wait=None)
+        if not texts:
+            texts.extend(chunk_texts(settings))
+        assert report.total_chunks == len(texts) == n_chunked
         builds.append(report.total_chunks / report.seconds)
         peak_build = max(peak_build, _rss_mb()[1])
-        if not texts:
-            texts = chunk_texts(settings)
-            assert len(texts) == report.total_chunks == n_chunked
+
+    def run_raw():
         started = time.perf_counter()
         model.encode(
             texts,
@@ -120,6 +124,12 @@ def main() -> None:
             show_progress_bar=False,
         )
         raws.append(len(texts) / (time.perf_counter() - started))
+
+    report = None
+    for round_no in range(args.rounds):
+        # Alternate which goes first, so warm-up and drift favour neither.
+        for run in (run_build, run_raw) if round_no % 2 == 0 else (run_raw, run_build):
+            run()
     build_rate, raw_rate = statistics.median(builds), statistics.median(raws)
     _, peak_end = _rss_mb()
 
