@@ -341,6 +341,15 @@ def segments_of(manifest: dict) -> list[dict]:
     return segments
 
 
+def _placed(manifest: dict) -> list[tuple[int, dict]]:
+    """``(first chunk id, segment)`` for each segment of the build, in order."""
+    out, first = [], 0
+    for seg in segments_of(manifest):
+        out.append((first, seg))
+        first += seg["chunks"]
+    return out
+
+
 def segment_file(name: str, rel: str) -> str:
     """A segment file's path relative to the build folder (the root segment is ``"."``)."""
     return rel if name == "." else f"{name}/{rel}"
@@ -384,11 +393,9 @@ def _open_segment(build: Path, seg: dict, first: int, dim: int) -> Segment:
 
 def _open_segments(build: Path, manifest: dict) -> list[Segment]:
     out: list[Segment] = []
-    first = 0
     try:
-        for seg in segments_of(manifest):
+        for first, seg in _placed(manifest):
             out.append(_open_segment(build, seg, first, manifest["dim"]))
-            first += seg["chunks"]
     except BaseException:
         for s in out:
             s.db.close()
@@ -518,12 +525,8 @@ def _load_build(settings: Settings, build: Path, check_seeds: bool) -> LoadedInd
                 f" and {len(changes) - 5} more" if len(changes) > 5 else ""
             )
             raise StaleIndexError(f"seeds changed since the index was built ({shown}); {FIX}")
-    segments = _open_segments(build, manifest)
-    if sum(s.size for s in segments) != manifest["counts"]["chunks"]:
-        for s in segments:
-            s.db.close()
-        raise CorruptIndexError(f"{build / MANIFEST}: segments do not add up; {FIX_FULL}")
-    return LoadedIndex(build, manifest, segments)
+    # read_manifest checked that the segments add up to the chunk count; opening checks each.
+    return LoadedIndex(build, manifest, _open_segments(build, manifest))
 
 
 def _set_search_params(index: Any, info: dict) -> None:
@@ -561,12 +564,10 @@ class _Previous:
 
     def segment(self, name: str) -> Segment:
         if name not in self.opened:
-            first = 0
-            for seg in segments_of(self.manifest):
+            for first, seg in _placed(self.manifest):
                 if seg["name"] == name:
                     self.opened[name] = _open_segment(self.build, seg, first, self.manifest["dim"])
                     break
-                first += seg["chunks"]
             else:
                 raise CorruptIndexError(f"{self.build / MANIFEST} has no segment {name!r}")
         return self.opened[name]
@@ -883,12 +884,7 @@ def write_build(
             else:
                 name = "." if i == 0 else f"seg-{build_id}-{i}"
                 info, local = _write_segment(tmp / name, item, previous, settings, dim)
-                for rel in SEGMENT_FILES:
-                    path = tmp / segment_file(name, rel)
-                    files[segment_file(name, rel)] = {
-                        "size": path.stat().st_size,
-                        "crc32": _file_crcs(path),
-                    }
+                files.update(_segment_file_infos(tmp, name))
             for doc_id, (first, n) in local.items():
                 doc = new_docs.get(doc_id)
                 entry = (
@@ -984,10 +980,7 @@ def _plan_segments(
     if manifest is not None:
         segments = segments_of(manifest)
         ranges: dict[str, list[tuple[int, int, str]]] = {s["name"]: [] for s in segments}
-        firsts, first = {}, 0
-        for s in segments:
-            firsts[s["name"]] = first
-            first += s["chunks"]
+        firsts = {s["name"]: first for first, s in _placed(manifest)}
         for doc_id, info in manifest["documents"].items():
             name = info.get("segment", ".")
             if name not in ranges:
@@ -1340,14 +1333,12 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _file_infos(root: Path) -> dict[str, dict]:
+def _segment_file_infos(build: Path, name: str) -> dict[str, dict]:
+    """The manifest's ``files`` records (size, per-block crc32) of one written segment."""
     out = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            out[path.relative_to(root).as_posix()] = {
-                "size": path.stat().st_size,
-                "crc32": _file_crcs(path),
-            }
+    for rel in SEGMENT_FILES:
+        path = build / segment_file(name, rel)
+        out[segment_file(name, rel)] = {"size": path.stat().st_size, "crc32": _file_crcs(path)}
     return out
 
 
