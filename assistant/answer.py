@@ -26,6 +26,7 @@ from .chunking import split_sentences
 from .config import Settings
 from .corpus import source_path
 from .retrieval import Retriever, _check_query, get_retriever
+from .sources import is_extracted, stored_text
 from .types import Answer, Citation, Passage
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ class _SourceCache:
         self._texts: OrderedDict[str, tuple[tuple[int, int], str]] = OrderedDict()
 
     def text(self, seeds_dir: Path, doc_id: str) -> str | None:
+        if is_extracted(doc_id):  # PDF, DOCX, HTML...: the text the build stored
+            return stored_text(seeds_dir, doc_id)
         try:
             path = source_path(seeds_dir, doc_id)
             st = path.stat()

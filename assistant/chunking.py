@@ -159,9 +159,11 @@ class Chunker:
         n = self.count(text)
         return (n <= self.max_tokens and (self.fits is None or self.fits(text))), n
 
-    def spans(self, text: str) -> list[tuple[int, int, int]]:
-        """``(start, end, n_tokens)`` for every chunk of ``text``."""
-        sentences = split_sentences(text)
+    def spans(
+        self, text: str, start: int = 0, end: int | None = None
+    ) -> list[tuple[int, int, int]]:
+        """``(start, end, n_tokens)`` for every chunk of ``text[start:end]``."""
+        sentences = split_sentences(text, start, end)
         if not sentences:
             return []
         # One call per sentence: tiktoken's *_batch starts a thread pool per call, which costs
@@ -224,8 +226,11 @@ class Chunker:
         return out
 
     def chunk(self, document: Document) -> list[Chunk]:
+        """The document's chunks; none straddles one of its section ``breaks``."""
         text = document.text
+        bounds = sorted({0, len(text), *(b for b in document.breaks if 0 < b < len(text))})
         return [
             Chunk(doc_id=document.id, start=s, end=e, text=text[s:e], n_tokens=n)
-            for s, e, n in self.spans(text)
+            for a, b in zip(bounds, bounds[1:])
+            for s, e, n in self.spans(text, a, b)
         ]

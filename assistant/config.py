@@ -22,7 +22,9 @@ class Settings(BaseSettings):
 
     # --- where things live -------------------------------------------------------------------
     seeds_dir: Path = Field(
-        Path("seeds"), description="Folder of `.txt`/`.md` documents, searched recursively."
+        Path("seeds"),
+        description="Folder of documents (`.txt`, `.md`, `.pdf`, `.docx`, `.html`/`.htm`, "
+        "`.epub`), searched recursively.",
     )
     index_dir: Path = Field(
         Path("embeddings"), description="Folder holding the built index (see README: Index)."
@@ -51,6 +53,18 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
     max_file_mb: float = Field(
         50.0, gt=0, description="Seed files larger than this are skipped with a warning."
+    )
+    extract_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one PDF/DOCX/HTML/EPUB file may take to extract; a parser still "
+        "running then is stopped and the file reported as skipped.",
+    )
+    extract_memory_mb: int = Field(
+        2048,
+        ge=64,
+        description="Memory (address space, MB) of the worker process that extracts documents; "
+        "a file that needs more is reported as skipped.",
     )
 
     # --- retrieval ---------------------------------------------------------------------------

@@ -9,13 +9,19 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import EmptyCorpusError
+from .errors import EmptyCorpusError, ExtractError
+from .extract import extractor_version, format_of, is_plain, supported_extensions
+from .extract.text import markdown_marks
 from .types import Document
+
+if TYPE_CHECKING:
+    from .extract.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = (".txt", ".md")
+EXTENSIONS = supported_extensions()  # .txt .md .pdf .docx .html .htm .xhtml .epub
 TITLE_MAX = 100
 
 
@@ -28,7 +34,8 @@ class Corpus:
 
 
 def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Every ``.txt``/``.md`` file under ``root`` as ``(id, path)``, sorted by id.
+    """Every supported file under ``root`` as ``(id, path)``, sorted by id, and the files
+    skipped with their reason (unsupported formats included: no file is silently ignored).
 
     Symlinks are followed only when they resolve inside ``root``; hidden files and folders
     (names starting with a dot) are ignored. Paths are plain strings and the walk uses
@@ -38,7 +45,7 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
     root = Path(root)
     if not root.is_dir():
         raise EmptyCorpusError(
-            f"seeds folder {str(root)!r} does not exist; create it and add .txt or .md files"
+            f"seeds folder {str(root)!r} does not exist; create it and add documents"
         )
     real_root = root.resolve()
     found: list[tuple[str, str]] = []
@@ -72,10 +79,17 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
                     skipped.append((rel, "symlinked folder (its target is indexed directly)"))
                 continue
             if not name.lower().endswith(EXTENSIONS):
+                ext = os.path.splitext(name)[1].lower()
+                skipped.append(
+                    (
+                        _printable(rel),
+                        f"unsupported format ({ext or 'no extension'}); supported: "
+                        + " ".join(EXTENSIONS),
+                    )
+                )
                 continue
             if not _utf8(rel):  # would break the UTF-8 chunk store and manifest
-                printable = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                skipped.append((printable, "file name is not valid UTF-8; rename the file"))
+                skipped.append((_printable(rel), "file name is not valid UTF-8; rename the file"))
                 continue
             if link:
                 try:
@@ -91,9 +105,20 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
     return found, skipped
 
 
-def read_document(doc_id: str, path: Path | str, max_bytes: int | None = None) -> Document | str:
-    """The document, or the reason it was skipped (empty, too large, binary, not UTF-8)."""
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_document(
+    doc_id: str, path: Path | str, max_bytes: int | None = None, sandbox: Sandbox | None = None
+) -> Document | str:
+    """The document, or the reason it was skipped (empty, too large, binary, not UTF-8; for
+    PDF, DOCX, HTML and EPUB: whatever its extractor reports, see ``assistant.extract``).
+
+    Plain files are read here; other formats are extracted by ``sandbox`` (a worker process
+    with time and memory limits), or in this process when none is given."""
     path = Path(path)
+    fmt = format_of(path.name) or "txt"
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block the build forever
@@ -106,13 +131,46 @@ def read_document(doc_id: str, path: Path | str, max_bytes: int | None = None) -
         return f"unreadable ({exc.strerror or exc})"
     if not data.strip():
         return "empty"
+    if not is_plain(fmt):
+        return _extracted(doc_id, str(path), fmt, data, sandbox)
     if b"\x00" in data[:8192]:
         return "binary (contains NUL bytes)"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"not UTF-8 (bad byte at offset {exc.start})"
-    return Document(id=doc_id, title=make_title(text, doc_id), text=text, sha256=sha256_bytes(data))
+    return Document(
+        id=doc_id,
+        title=make_title(text, doc_id),
+        text=text,
+        sha256=sha256_bytes(data),
+        format=fmt,
+        marks=tuple(markdown_marks(text)) if fmt == "md" else (),
+    )
+
+
+def _extracted(
+    doc_id: str, path: str, fmt: str, data: bytes, sandbox: Sandbox | None
+) -> Document | str:
+    from .extract import extract_path
+
+    try:
+        out = sandbox.extract(path, fmt) if sandbox is not None else extract_path(path, fmt)
+    except ExtractError as exc:
+        return str(exc)
+    if not out.text.strip():
+        return f"no text found in this {fmt} file"
+    return Document(
+        id=doc_id,
+        title=(out.title or "")[:TITLE_MAX] or make_title(out.text, doc_id),
+        text=out.text,
+        sha256=sha256_bytes(data),
+        format=fmt,
+        extractor=out.extractor or extractor_version(fmt),
+        pages=out.pages,
+        marks=tuple(out.marks),
+        breaks=tuple(out.breaks),
+    )
 
 
 def load_corpus(
@@ -120,24 +178,33 @@ def load_corpus(
     max_bytes: int | None = None,
     require: bool = True,
     known: Callable[[str, str], Document | None] | None = None,
+    extract_timeout: float = 60.0,
+    extract_memory_mb: int = 2048,
 ) -> Corpus:
     """Read every seed document under ``root``. Raises ``EmptyCorpusError`` if none is usable.
 
     ``known(doc_id, path)`` may return a document without reading the file (an incremental
-    build passes the previous build's record for files whose stat is unchanged)."""
+    build passes the previous build's record for files whose stat is unchanged). Formats other
+    than plain text are extracted in a worker process, each file within ``extract_timeout``
+    seconds and ``extract_memory_mb`` of memory."""
+    from .extract.sandbox import Sandbox
+
     files, skipped = seed_files(root)
     corpus = Corpus(skipped=list(skipped))
-    for doc_id, path in files:
-        result = (known(doc_id, path) if known else None) or read_document(doc_id, path, max_bytes)
-        if isinstance(result, Document):
-            corpus.documents.append(result)
-        else:
-            corpus.skipped.append((doc_id, result))
+    with Sandbox(extract_timeout, extract_memory_mb) as sandbox:
+        for doc_id, path in files:
+            result = (known(doc_id, path) if known else None) or read_document(
+                doc_id, path, max_bytes, sandbox
+            )
+            if isinstance(result, Document):
+                corpus.documents.append(result)
+            else:
+                corpus.skipped.append((doc_id, result))
     for name, reason in corpus.skipped:
         log.warning("skipped %s: %s", name, reason)
     if require and not corpus.documents:
         raise EmptyCorpusError(
-            f"no readable .txt or .md documents in {str(root)!r}"
+            f"no readable documents in {str(root)!r}"
             + (f" ({len(corpus.skipped)} skipped)" if corpus.skipped else "")
         )
     return corpus

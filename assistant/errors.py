@@ -57,3 +57,23 @@ class IndexLockedError(IndexError_):
 
 class LLMError(AssistantError):
     """The optional LLM endpoint failed; callers fall back to extractive answers."""
+
+
+class ExtractError(AssistantError):
+    """A document could not be turned into text; the message is the one-line skip reason."""
+
+
+class NoTextLayerError(ExtractError):
+    """A PDF whose pages hold no text (scanned images): it needs OCR first."""
+
+
+class EncryptedDocumentError(ExtractError):
+    """A password-protected document."""
+
+
+class CorruptDocumentError(ExtractError):
+    """A damaged, truncated or mislabelled file that its parser cannot read."""
+
+
+class ExtractLimitError(ExtractError):
+    """The parser ran past the time or memory limit for one file and was stopped."""

@@ -27,6 +27,7 @@ are never modified after they are written, so builds can share them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -60,16 +61,18 @@ from .errors import (
     IndexMissingError,
     StaleIndexError,
 )
+from .extract import extractor_version, format_of, is_plain
+from .sources import Stored, register
 from .tokens import get_encoding
-from .types import BuildReport, Chunk, Document
+from .types import BuildReport, Chunk, Document, Passage
 
 if TYPE_CHECKING:
     import faiss
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: BM25 as raw postings, per-block crc32; 3: segments
-READABLE_FORMATS = (2, 3)  # a format-2 build reads as one segment and is extended as such
+FORMAT_VERSION = 4  # 2: BM25 as raw postings, per-block crc32; 3: segments; 4: extracted texts
+READABLE_FORMATS = (2, 3, 4)  # older builds hold only plain-text documents: read as they are
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -366,6 +369,7 @@ class Segment:
     faiss: Any
     bm25: Bm25Postings
     db: sqlite3.Connection
+    has_extracted: bool = False
 
 
 def _open_segment(build: Path, seg: dict, first: int, dim: int) -> Segment:
@@ -388,7 +392,8 @@ def _open_segment(build: Path, seg: dict, first: int, dim: int) -> Segment:
     if bm25.num_docs != seg["chunks"]:
         raise CorruptIndexError(f"{path / BM25_DIR} does not match the manifest; {FIX_FULL}")
     db = _connect_readonly(path / CHUNKS)
-    return Segment(seg["name"], first, seg["chunks"], path, index, bm25, db)
+    has = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'extracted'").fetchone()
+    return Segment(seg["name"], first, seg["chunks"], path, index, bm25, db, has is not None)
 
 
 def _open_segments(build: Path, manifest: dict) -> list[Segment]:
@@ -427,6 +432,53 @@ class LoadedIndex:
         self._db_lock = threading.Lock()
         self._firsts = np.array([s.first for s in segments], np.int64)
         self.size = int(manifest["counts"]["chunks"])
+        self._by_name = {s.name: s for s in segments}
+        self._stored: dict[str, Stored | None] = {}
+
+    def stored(self, doc_id: str) -> Stored | None:
+        """The document's stored extraction (text for PDF/DOCX/HTML/EPUB, section marks), or
+        None for a plain document without marks (and for a build older than format 4)."""
+        if doc_id in self._stored:
+            return self._stored[doc_id]
+        info = self.manifest["documents"].get(doc_id)
+        seg = self._by_name.get(info.get("segment", ".")) if info else None
+        record = None
+        if seg is not None and seg.has_extracted:
+            with self._db_lock:
+                row = seg.db.execute(
+                    "SELECT text, marks FROM extracted WHERE doc_id = ?", (doc_id,)
+                ).fetchone()
+            if row is not None:
+                record = Stored(
+                    text=row[0],
+                    marks=tuple((int(a), p, str(loc)) for a, p, loc in json.loads(row[1])),
+                    sha256=info["sha256"],
+                    size=info.get("size"),
+                    mtime_ns=info.get("mtime_ns"),
+                )
+        with self._db_lock:
+            if len(self._stored) > 4096:
+                self._stored.clear()
+            self._stored[doc_id] = record
+        return record
+
+    def with_marks(self, passage: Passage) -> Passage:
+        """``passage`` with the page/section marks over its span (for its citations' locators)."""
+        marks = self.marks_for(passage.source, passage.start, passage.end)
+        return dataclasses.replace(passage, marks=marks) if marks else passage
+
+    def marks_for(self, doc_id: str, start: int, end: int) -> tuple:
+        """The page/section marks in effect over ``[start, end)``: the last one at or before
+        ``start`` (and the last page mark before it), then those inside."""
+        record = self.stored(doc_id)
+        if record is None or not record.marks:
+            return ()
+        before = [m for m in record.marks if m[0] <= start]
+        head = before[-1:]
+        pages = [m for m in before if m[1] is not None]
+        if pages and head and head[0][1] is None:
+            head = [pages[-1], head[0]]
+        return tuple(head + [m for m in record.marks if start < m[0] < end])
 
     @property
     def faiss(self) -> faiss.Index:
@@ -526,7 +578,9 @@ def _load_build(settings: Settings, build: Path, check_seeds: bool) -> LoadedInd
             )
             raise StaleIndexError(f"seeds changed since the index was built ({shown}); {FIX}")
     # read_manifest checked that the segments add up to the chunk count; opening checks each.
-    return LoadedIndex(build, manifest, _open_segments(build, manifest))
+    loaded = LoadedIndex(build, manifest, _open_segments(build, manifest))
+    register(settings.seeds_dir, loaded)  # citations of PDFs etc. verify against its texts
+    return loaded
 
 
 def _set_search_params(index: Any, info: dict) -> None:
@@ -669,8 +723,12 @@ def _read_corpus(
     recorded title and sha256 and no text, which the build does not need for unchanged files.
     So an incremental build reads only new and changed files."""
     max_bytes = int(settings.max_file_mb * 1e6)
+    limits = {
+        "extract_timeout": settings.extract_timeout,
+        "extract_memory_mb": settings.extract_memory_mb,
+    }
     if previous is None:
-        return load_corpus(settings.seeds_dir, max_bytes=max_bytes)
+        return load_corpus(settings.seeds_dir, max_bytes=max_bytes, **limits)
     recorded: dict[str, dict] = previous.manifest["documents"]
 
     def known(doc_id: str, path: str) -> Document | None:
@@ -688,11 +746,22 @@ def _read_corpus(
             and st.st_size <= max_bytes
         ):
             return None
+        fmt = format_of(doc_id) or "txt"
+        if old.get("extractor", "") != extractor_version(fmt):  # a new extractor: re-extract
+            return None
         if stats is not None:
             stats[doc_id] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        return Document(doc_id, old["title"], "", old["sha256"])
+        return Document(
+            doc_id,
+            old["title"],
+            "",
+            old["sha256"],
+            format=old.get("format", fmt),
+            extractor=old.get("extractor", ""),
+            pages=old.get("pages"),
+        )
 
-    return load_corpus(settings.seeds_dir, max_bytes=max_bytes, known=known)
+    return load_corpus(settings.seeds_dir, max_bytes=max_bytes, known=known, **limits)
 
 
 def _build(
@@ -714,9 +783,11 @@ def _build(
     status = {}
     for doc in documents:
         old = old_docs.get(doc.id)
-        status[doc.id] = (
-            "new" if old is None else ("unchanged" if old["sha256"] == doc.sha256 else "changed")
+        same = old is not None and (old["sha256"], old.get("extractor", "")) == (
+            doc.sha256,
+            doc.extractor,
         )
+        status[doc.id] = "new" if old is None else ("unchanged" if same else "changed")
     removed = sorted(set(old_docs) - {d.id for d in documents})
     counts = {k: sum(1 for v in status.values() if v == k) for k in ("new", "changed", "unchanged")}
 
@@ -773,6 +844,11 @@ def _build(
             doc.sha256,
             _stat(seeds_dir / doc.id),
             [(c.start, c.end, c.n_tokens, c.text) for c in new_chunks[doc.id]],
+            format=doc.format,
+            extractor=doc.extractor,
+            pages=doc.pages,
+            text=None if is_plain(doc.format) else doc.text,
+            marks=doc.marks,
         )
         for doc in documents
         if status[doc.id] != "unchanged"
@@ -821,14 +897,33 @@ class DocumentRows:
     sha256: str
     stat: dict
     rows: list[tuple[int, int, int, str]]
+    format: str = "txt"
+    extractor: str = ""
+    pages: int | None = None
+    text: str | None = None  # the extracted text, stored for formats other than plain text
+    marks: tuple = ()
+
+    def manifest_entry(self) -> dict:
+        entry = {"sha256": self.sha256, "title": self.title, "format": self.format, **self.stat}
+        if self.extractor:
+            entry["extractor"] = self.extractor
+        if self.pages is not None:
+            entry["pages"] = self.pages
+        return entry
 
 
+# Extracted texts (format 4): the text citations of a PDF/DOCX/HTML/EPUB document verify
+# against (NULL for plain files, which verify against the file), and its page/section marks.
+_EXTRACTED = (
+    "CREATE TABLE IF NOT EXISTS extracted (doc_id TEXT PRIMARY KEY, format TEXT NOT NULL,"
+    " extractor TEXT NOT NULL, text TEXT, marks TEXT NOT NULL);"
+)
 _SCHEMA = (
     "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
     "CREATE TABLE documents (id TEXT PRIMARY KEY, title TEXT NOT NULL, sha256 TEXT NOT NULL,"
     " first_chunk INTEGER NOT NULL, n_chunks INTEGER NOT NULL);"
     "CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL,"
-    ' "end" INTEGER NOT NULL, n_tokens INTEGER NOT NULL, text TEXT NOT NULL);'
+    ' "end" INTEGER NOT NULL, n_tokens INTEGER NOT NULL, text TEXT NOT NULL);' + _EXTRACTED
 )
 TOKENIZE_BATCH = 50_000
 
@@ -888,7 +983,7 @@ def write_build(
             for doc_id, (first, n) in local.items():
                 doc = new_docs.get(doc_id)
                 entry = (
-                    {"sha256": doc.sha256, "chunks": n, "title": doc.title, **doc.stat}
+                    {**doc.manifest_entry(), "chunks": n}
                     if doc is not None
                     else {**old_docs[doc_id], **kept[doc_id]}
                 )
@@ -1049,7 +1144,7 @@ def _write_segment(
     if head is not None and previous is not None:
         shutil.copyfile(previous.segment(head.segment["name"]).path / CHUNKS, db_path)
         db = sqlite3.connect(db_path)
-        db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+        db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _EXTRACTED)
     else:
         db = sqlite3.connect(db_path)
         db.executescript(_SCHEMA)
@@ -1085,6 +1180,11 @@ def _write_segment(
                     "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
                     (doc_id, old["title"], old["sha256"], row, n),
                 )
+                if seg.has_extracted:
+                    db.execute(
+                        "INSERT INTO extracted SELECT * FROM old.extracted WHERE doc_id = ?",
+                        (doc_id,),
+                    )
                 local[doc_id] = (row, n)
                 row += n
             db.commit()
@@ -1105,6 +1205,11 @@ def _write_segment(
                     "INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
                     (doc.id, doc.title, doc.sha256, row, n),
                 )
+                if doc.text is not None or doc.marks:
+                    db.execute(
+                        "INSERT INTO extracted VALUES (?, ?, ?, ?, ?)",
+                        (doc.id, doc.format, doc.extractor, doc.text, json.dumps(doc.marks)),
+                    )
                 texts.extend(
                     embedding_text(doc.title, r[3], settings.embed_titles) for r in doc.rows
                 )
@@ -1385,9 +1490,16 @@ def index_status(settings: Settings | None = None) -> dict:
         "segments": [s["chunks"] for s in segments_of(manifest)],
         "chunks": manifest["counts"]["chunks"],
         "documents": {
-            k: {"title": v["title"], "chunks": v["chunks"]}
+            k: {
+                "title": v["title"],
+                "chunks": v["chunks"],
+                "format": v.get("format") or format_of(k) or "txt",
+                "pages": v.get("pages"),
+                "sha256": v["sha256"],
+            }
             for k, v in manifest["documents"].items()
         },
+        "skipped": dict(manifest.get("skipped", {})),
         "stale": bool(changes),
         "changes": changes,
     }

@@ -204,7 +204,7 @@ class Retriever:
             if len(passages) >= k or limit >= len(hits):
                 break
             limit *= 2
-        return passages[:k]
+        return [index.with_marks(p) for p in passages[:k]]
 
     def ranked_chunks(
         self, query: str, n: int | None = None, index: LoadedIndex | None = None

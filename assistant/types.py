@@ -8,12 +8,22 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Document:
-    """A seed file, decoded. ``id`` is its path relative to the seeds folder."""
+    """A seed file, decoded or extracted. ``id`` is its path relative to the seeds folder.
+
+    ``sha256`` is the file's; for an extracted format (PDF, DOCX, HTML, EPUB) ``text`` is what
+    its ``extractor`` made of it, and ``marks`` say where pages and sections start:
+    ``(offset, page or None, locator)``. Chunks do not straddle the offsets in ``breaks``.
+    """
 
     id: str
     title: str
     text: str
     sha256: str
+    format: str = "txt"
+    extractor: str = ""
+    pages: int | None = None
+    marks: tuple[tuple[int, int | None, str], ...] = ()
+    breaks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,11 @@ class Passage:
     lexical_score: float | None = None
     lexical_rank: int | None = None
     chunk_ids: tuple[int, ...] = ()
+    marks: tuple[tuple[int, int | None, str], ...] = ()  # pages/sections in effect, see Document
+
+    def where(self, offset: int | None = None) -> tuple[int | None, str | None]:
+        """``(page, locator)`` at ``offset`` (default: the passage start), from ``marks``."""
+        return locate(self.marks, self.start if offset is None else offset)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,7 +64,12 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    """A verbatim quote: ``source_file_text[start:end] == quote``, checked before it is shown."""
+    """A verbatim quote: ``source_text[start:end] == quote``, checked before it is shown.
+
+    The source text is the file on disk for ``.txt``/``.md``, else the text the build extracted
+    and stored. ``page`` is the PDF page the quote starts on; ``locator`` what to show: "p. 4",
+    "§ Warranty > Claims".
+    """
 
     n: int
     source: str
@@ -60,6 +80,8 @@ class Citation:
     passage: str
     passage_start: int
     passage_end: int
+    page: int | None = None
+    locator: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,7 +99,25 @@ class Citation:
             passage=passage.text,
             passage_start=passage.start,
             passage_end=passage.end,
+            page=passage.where(start)[0],
+            locator=passage.where(start)[1],
         )
+
+
+def locate(
+    marks: tuple[tuple[int, int | None, str], ...], offset: int
+) -> tuple[int | None, str | None]:
+    """The page and locator in effect at ``offset``: the last mark at or before it (a page
+    mark gives both; a section mark keeps the page of the page mark before it)."""
+    page, locator = None, None
+    for at, mark_page, mark_locator in marks:
+        if at > offset:
+            break
+        page = mark_page if mark_page is not None else page
+        locator = mark_locator
+    if locator and locator.startswith("§") and page is not None:
+        locator = f"p. {page}, {locator}"
+    return page, locator
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ def test_bad_files_are_skipped_with_reasons(settings, caplog):
     assert reasons["empty.txt"] == "empty" and reasons["blank.md"] == "empty"
     assert reasons["binary.txt"].startswith("binary")
     assert reasons["latin1.txt"].startswith("not UTF-8")
-    assert "ignored.pdf" not in reasons
+    # Nothing is silently ignored: a broken PDF and an unsupported format each get a reason.
+    assert reasons["fake.pdf"].startswith("damaged or truncated PDF")
+    assert reasons["sheet.xlsx"].startswith("unsupported format (.xlsx)")
     assert "latin1.txt" in caplog.text
 
 

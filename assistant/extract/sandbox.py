@@ -1,0 +1,112 @@
+"""Run extractors in a worker process, with a time limit and a memory limit per file.
+
+A parser that hangs on a hostile file is killed after ``timeout`` seconds, and one that tries to
+allocate more than ``memory_mb`` fails inside the worker (``RLIMIT_AS``); either way the file is
+reported with a one-line reason and the build goes on with a fresh worker. One worker serves many
+files in a row (JSON lines over pipes), so the cost of starting Python is paid once per build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from ..errors import ExtractError, ExtractLimitError
+from . import Extracted
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class Sandbox:
+    """``extract(path, fmt)`` in a worker process; ``close()`` (or ``with``) ends the worker."""
+
+    def __init__(self, timeout: float = 60.0, memory_mb: int = 2048) -> None:
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self._proc: subprocess.Popen | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> subprocess.Popen:
+        limit = self.memory_mb << 20
+
+        def limits() -> None:  # runs in the child before Python starts
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")]),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assistant.extract.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=limits if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        )
+        self._lines = lines = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line.decode("utf-8"))
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        return proc
+
+    def extract(self, path: str, fmt: str) -> Extracted:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._start()
+        proc = self._proc
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write((json.dumps({"path": str(path), "format": fmt}) + "\n").encode())
+            proc.stdin.flush()
+            line = self._lines.get(timeout=self.timeout)
+        except queue.Empty:
+            self._kill()
+            raise ExtractLimitError(
+                f"the {fmt} parser was stopped after {self.timeout:g} s (ASSISTANT_EXTRACT_TIMEOUT)"
+            ) from None
+        except (BrokenPipeError, OSError):
+            line = None
+        if line is None:
+            self._kill()
+            raise ExtractLimitError(
+                f"the {fmt} parser crashed or ran out of memory (limit {self.memory_mb} MB, "
+                "ASSISTANT_EXTRACT_MEMORY_MB)"
+            )
+        reply = json.loads(line)
+        if "error" in reply:
+            raise ExtractError(reply["error"])
+        return Extracted.from_json(reply["ok"])
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except Exception:
+                self._kill()
+            self._proc = None

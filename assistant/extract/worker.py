@@ -1,0 +1,32 @@
+"""The extraction worker: reads ``{"path", "format"}`` lines on stdin, answers one JSON line each
+with ``{"ok": Extracted}`` or ``{"error": reason}`` (see ``sandbox.py``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    from ..errors import ExtractError
+    from . import extract_path
+
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        try:
+            reply = {"ok": extract_path(request["path"], request["format"]).to_json()}
+        except ExtractError as exc:
+            reply = {"error": str(exc)}
+        except MemoryError:
+            reply = {"error": "the parser ran out of memory (ASSISTANT_EXTRACT_MEMORY_MB)"}
+        except RecursionError:
+            reply = {"error": "the document is nested too deeply to parse"}
+        except Exception as exc:  # a parser bug on a strange file: report it, keep serving
+            reply = {"error": f"the parser failed ({type(exc).__name__}: {str(exc)[:200]})"}
+        out.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
