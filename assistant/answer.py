@@ -816,7 +816,8 @@ def render_markdown(answer: Answer) -> str:
     for c in answer.citations:
         a, b = c.start - c.passage_start, c.end - c.passage_start
         context = f"{_clip(c.passage[:a], 240, left=True)}**{c.quote}**{_clip(c.passage[b:], 240)}"
-        lines.append(f"[{c.n}] {c.title} ({c.source}, chars {c.start}-{c.end})")
+        where = f"{c.locator}, " if c.locator else ""  # "p. 17, " for a PDF
+        lines.append(f"[{c.n}] {c.title} ({c.source}, {where}chars {c.start}-{c.end})")
         lines.append(f"    {' '.join(context.split())}")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -105,7 +105,11 @@ def search(
         _print_json([p.to_dict() for p in passages])
         return
     for i, p in enumerate(passages, 1):
-        typer.echo(f"[{i}] {p.title} ({p.source}, chars {p.start}-{p.end}) score {p.score:.4f}")
+        where = p.where()[1]
+        where = f"{where}, " if where else ""
+        typer.echo(
+            f"[{i}] {p.title} ({p.source}, {where}chars {p.start}-{p.end}) score {p.score:.4f}"
+        )
         typer.echo("    " + " ".join(p.text.split())[:400])
 
 
@@ -144,6 +148,8 @@ def status(as_json: JsonOpt = False) -> None:
         f"model {info['model']} ({info['dim']}-d, {info['index']}), built {info['created']}"
         + (f", {len(info['segments'])} segments" if len(info["segments"]) > 1 else "")
     )
+    for name, reason in sorted(info.get("skipped", {}).items()):
+        typer.echo(f"skipped {name}: {reason}")
     if info["stale"]:
         typer.echo("stale: " + ", ".join(info["changes"][:10]) + "; run `assistant build`")
 

@@ -166,7 +166,7 @@ def _extracted(
         text=out.text,
         sha256=sha256_bytes(data),
         format=fmt,
-        extractor=out.extractor or extractor_version(fmt),
+        extractor=extractor_version(fmt),  # as the build sees it (the worker is the same code)
         pages=out.pages,
         marks=tuple(out.marks),
         breaks=tuple(out.breaks),

@@ -26,7 +26,8 @@ def test_bad_files_are_skipped_with_reasons(settings, caplog):
     write(settings, "blank.md", "   \n\n")
     write(settings, "binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00")
     write(settings, "latin1.txt", "caf\xe9".encode("latin-1"))
-    write(settings, "ignored.pdf", "not a text type")
+    write(settings, "fake.pdf", "not a PDF at all")
+    write(settings, "sheet.xlsx", b"PK\x03\x04 a spreadsheet")
     corpus = load_corpus(settings.seeds_dir)
     assert [d.id for d in corpus.documents] == ["good.txt"]
     reasons = dict(corpus.skipped)

@@ -107,9 +107,15 @@ def extractor_version(fmt: str) -> str:
     return _versions[fmt]
 
 
-def extract_path(path: str, fmt: str) -> Extracted:
+def extractor_module(fmt: str) -> str:
+    """The module that extracts ``fmt``: a name under this package, or a full dotted path."""
+    name = EXTRACTORS[fmt][0]
+    return name if "." in name else f"{__name__}.{name}"
+
+
+def extract_path(path: str, fmt: str, module: str | None = None) -> Extracted:
     """Extract ``path`` in this process (the sandbox worker calls this). Raises ``ExtractError``."""
-    module = importlib.import_module(f"{__name__}.{EXTRACTORS[fmt][0]}")
+    module = importlib.import_module(module or extractor_module(fmt))
     with open(path, "rb") as handle:
         data = handle.read()
     out: Extracted = module.extract(data)

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from ..errors import ExtractError, ExtractLimitError
-from . import Extracted
+from . import Extracted, extractor_module
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -74,7 +74,8 @@ class Sandbox:
         proc = self._proc
         assert proc.stdin is not None
         try:
-            proc.stdin.write((json.dumps({"path": str(path), "format": fmt}) + "\n").encode())
+            request = {"path": str(path), "format": fmt, "module": extractor_module(fmt)}
+            proc.stdin.write((json.dumps(request) + "\n").encode())
             proc.stdin.flush()
             line = self._lines.get(timeout=self.timeout)
         except queue.Empty:
@@ -84,13 +85,13 @@ class Sandbox:
             ) from None
         except (BrokenPipeError, OSError):
             line = None
-        if line is None:
+        reply = json.loads(line) if line is not None else {}
+        if line is None or "limit" in reply:
             self._kill()
             raise ExtractLimitError(
                 f"the {fmt} parser crashed or ran out of memory (limit {self.memory_mb} MB, "
                 "ASSISTANT_EXTRACT_MEMORY_MB)"
             )
-        reply = json.loads(line)
         if "error" in reply:
             raise ExtractError(reply["error"])
         return Extracted.from_json(reply["ok"])

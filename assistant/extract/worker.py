@@ -15,11 +15,12 @@ def main() -> None:
     for line in sys.stdin.buffer:
         request = json.loads(line)
         try:
-            reply = {"ok": extract_path(request["path"], request["format"]).to_json()}
+            found = extract_path(request["path"], request["format"], request.get("module"))
+            reply = {"ok": found.to_json()}
         except ExtractError as exc:
             reply = {"error": str(exc)}
         except MemoryError:
-            reply = {"error": "the parser ran out of memory (ASSISTANT_EXTRACT_MEMORY_MB)"}
+            reply = {"limit": "memory"}
         except RecursionError:
             reply = {"error": "the document is nested too deeply to parse"}
         except Exception as exc:  # a parser bug on a strange file: report it, keep serving

@@ -1,0 +1,1 @@
+from tests.hostile_parsers import crash as extract  # noqa: F401

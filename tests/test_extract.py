@@ -1,0 +1,283 @@
+"""Real documents: PDF, DOCX, HTML (and EPUB) extracted with pages and sections, indexed, and
+cited with verified, page-aware citations; broken files reported, the build going on."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from assistant.answer import ask, verify_citation
+from assistant.corpus import load_corpus
+from assistant.extract import extract_path
+from assistant.extract.sandbox import Sandbox
+from assistant.index import build_index, current_build, index_status
+from assistant.retrieval import Retriever
+from tests import documents as D
+from tests.conftest import REPO, SEED, write
+
+
+@pytest.fixture(scope="module")
+def pdf_bytes() -> bytes:
+    return D.pdf_30_pages()
+
+
+@pytest.fixture
+def real_seeds(settings, pdf_bytes):
+    """The acceptance folder: the default article, a 30-page PDF, a DOCX and an HTML page."""
+    write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
+    write(settings, "manual.pdf", pdf_bytes)
+    write(settings, "handbook.docx", D.docx_with_headings())
+    write(settings, "guide.html", D.HTML_PAGE)
+    return settings
+
+
+def test_pdf_pages_header_footer_table_and_hyphenation(tmp_path, pdf_bytes):
+    path = tmp_path / "manual.pdf"
+    path.write_bytes(pdf_bytes)
+    out = extract_path(str(path), "pdf")
+    assert out.pages == 30 and out.title == "Northern Station Field Manual"
+    assert out.extractor.startswith("pdf/1 pypdfium2 ")
+    pages = [m for m in out.marks if m[1] is not None]
+    assert [m[1] for m in pages] == list(range(1, 31))
+    at = out.text.index("The lighthouse keeper")
+    assert max(m for m in pages if m[0] <= at)[1] == 17
+    assert D.PAGE17 in out.text  # wrapped over two lines in the PDF, one sentence here
+    assert D.HEADER not in out.text and not re.search(r"Page \d+ of 30", out.text)
+    assert "Part Q" in out.text  # headings at the top of each page are kept
+    assert "anti-corrosion treatment of the hull" in out.text
+    # the two-column table reads row by row, one row per line
+    assert "Component Interval\nGearbox oil every 400 hours\nRotor blades every 2 years" in out.text
+
+
+def test_docx_headings_sections_and_table_rows(tmp_path):
+    path = tmp_path / "h.docx"
+    path.write_bytes(D.docx_with_headings())
+    out = extract_path(str(path), "docx")
+    assert out.title == "Dishwasher handbook"
+    assert "Part | Years\nPump | 7\nDoor seal | 2" in out.text
+    at = out.text.index("The warranty covers")
+    assert [m for m in out.marks if m[0] <= at][-1][2] == "§ Warranty"
+    at = out.text.index("Claims are made")
+    assert [m for m in out.marks if m[0] <= at][-1][2] == "§ Warranty > Claims"
+    assert out.breaks == sorted(out.breaks) and len(out.breaks) == 5
+
+
+def test_html_drops_navigation_and_scripts(tmp_path):
+    path = tmp_path / "g.html"
+    path.write_text(D.HTML_PAGE, encoding="utf-8")
+    out = extract_path(str(path), "html")
+    assert out.title == "Glacier hiking guide"
+    assert "Falljökull car park" in out.text and "Boots | 15 euros" in out.text
+    for word in D.NAV_WORDS:
+        assert word not in out.text
+    at = out.text.index("Walks are cancelled")
+    assert [m for m in out.marks if m[0] <= at][-1][2] == "§ Safety"
+
+
+def test_epub_chapters_in_spine_order(tmp_path):
+    import zipfile
+
+    path = tmp_path / "b.epub"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr(
+            "META-INF/container.xml",
+            '<container><rootfiles><rootfile full-path="OEBPS/c.opf"/></rootfiles></container>',
+        )
+        z.writestr(
+            "OEBPS/c.opf",
+            "<package><metadata><dc:title>Sea tales</dc:title></metadata><manifest>"
+            '<item id="b" href="two.xhtml"/><item id="a" href="one.xhtml"/></manifest>'
+            '<spine><itemref idref="a"/><itemref idref="b"/></spine></package>',
+        )
+        z.writestr(
+            "OEBPS/one.xhtml", "<html><body><h1>One</h1><p>The whale sang.</p></body></html>"
+        )
+        z.writestr(
+            "OEBPS/two.xhtml", "<html><body><h1>Two</h1><p>The gull slept.</p></body></html>"
+        )
+    out = extract_path(str(path), "epub")
+    assert out.title == "Sea tales"
+    assert out.text.index("whale") < out.text.index("gull")
+    assert [m[2] for m in out.marks] == ["§ One", "§ Two"]
+
+
+def test_the_four_documents_are_indexed_and_cited_with_page_and_heading(real_seeds, fake_embedder):
+    report = build_index(real_seeds, embedder=fake_embedder)
+    assert report.documents == 4 and not report.skipped
+    retriever = Retriever(real_seeds, embedder=fake_embedder)
+    index = retriever.index
+    rows = index.chunk_rows(range(index.size))
+    texts = [r[3] for r in rows.values()]
+    assert not any(D.HEADER in t or re.search(r"Page \d+ of 30", t) for t in texts)
+    docs = index.manifest["documents"]
+    assert docs["manual.pdf"]["format"] == "pdf" and docs["manual.pdf"]["pages"] == 30
+    assert docs["handbook.docx"]["extractor"].startswith("docx/1 python-docx")
+    # No chunk of the DOCX straddles a heading.
+    for doc_id, _start, _end, text, _ in rows.values():
+        if doc_id == "handbook.docx":
+            assert (
+                sum(line.strip() in ("Warranty", "Claims", "Cleaning") for line in text.split("\n"))
+                <= 1
+            )
+
+    cases = [
+        ("What lamp does the northern beacon use?", "manual.pdf", "xenon lamp", 17, "p. 17"),
+        ("How long does the warranty cover the circulation pump?", "handbook.docx",
+         "seven years", None, "§ Warranty"),
+        ("When are glacier walks cancelled?", "guide.html", "twenty metres", None, "§ Safety"),
+    ]  # fmt: skip
+    for question, source, words, page, locator in cases:
+        answer = ask(question, settings=real_seeds, retriever=retriever)
+        assert not answer.abstained, question
+        c = answer.citations[0]
+        assert c.source == source and words in c.quote, (question, c)
+        assert (c.page, c.locator) == (page, locator)
+        stored = index.stored(source).text
+        assert stored[c.start : c.end] == c.quote  # verified against the stored extraction
+        assert verify_citation(c, real_seeds.seeds_dir)
+    # The plain article still verifies against the file on disk.
+    answer = ask(
+        "How many troops featured in the Wednesday night military parade?",
+        settings=real_seeds,
+        retriever=retriever,
+    )
+    c = answer.citations[0]
+    assert c.source == "news.txt" and c.page is None and c.locator is None
+    assert SEED.read_text(encoding="utf-8")[c.start : c.end] == c.quote
+
+
+def test_a_changed_pdf_fails_verification(real_seeds, fake_embedder):
+    build_index(real_seeds, embedder=fake_embedder)
+    retriever = Retriever(real_seeds, embedder=fake_embedder)
+    answer = ask(
+        "What lamp does the northern beacon use?", settings=real_seeds, retriever=retriever
+    )
+    c = answer.citations[0]
+    assert verify_citation(c, real_seeds.seeds_dir)
+    write(real_seeds, "manual.pdf", D.pdf_simple("A different manual now."))
+    assert not verify_citation(c, real_seeds.seeds_dir)
+
+
+def test_broken_files_are_reported_and_the_build_goes_on(settings, fake_embedder):
+    write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
+    write(settings, "scan.pdf", D.pdf_scanned())
+    write(settings, "locked.pdf", D.pdf_simple("secret", encrypt="pw"))
+    write(settings, "cut.pdf", D.pdf_truncated())
+    write(settings, "budget.xlsx", D.xlsx_file())
+    report = build_index(settings, embedder=fake_embedder)
+    reasons = dict(report.skipped)
+    assert report.documents == 1
+    assert "no text layer" in reasons["scan.pdf"] and "OCR" in reasons["scan.pdf"]
+    assert "encrypted" in reasons["locked.pdf"]
+    assert "truncated" in reasons["cut.pdf"]
+    assert reasons["budget.xlsx"].startswith("unsupported format (.xlsx)")
+    status = index_status(settings)
+    assert status["skipped"] == reasons and not status["stale"]
+
+    env = {
+        "ASSISTANT_SEEDS_DIR": str(settings.seeds_dir),
+        "ASSISTANT_INDEX_DIR": str(settings.index_dir),
+    }
+    run = _cli(["status", "--json"], env)
+    assert json.loads(run.stdout)["skipped"] == reasons
+    run = _cli(["status"], env)
+    for name in reasons:
+        assert f"skipped {name}: {reasons[name]}" in run.stdout
+
+
+def _cli(args, env):
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "assistant", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "ASSISTANT_MODEL": "fake", **env},
+        check=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "module, limits, message",
+    [
+        ("tests.hostile_hang", {"timeout": 1.0}, "stopped after 1 s"),
+        ("tests.hostile_hog", {"memory_mb": 400}, "ran out of memory"),
+        ("tests.hostile_crash", {}, "crashed"),
+    ],
+)
+def test_a_hanging_memory_hungry_or_crashing_parser_is_stopped(
+    tmp_path, pdf_bytes, monkeypatch, module, limits, message
+):
+    import time
+
+    import assistant.extract as extract
+    from assistant.errors import ExtractLimitError
+
+    path = tmp_path / "manual.pdf"
+    path.write_bytes(pdf_bytes)
+    with Sandbox(**limits) as sandbox:
+        monkeypatch.setitem(extract.EXTRACTORS, "pdf", (module, 1, "pypdfium2"))
+        started = time.monotonic()
+        with pytest.raises(ExtractLimitError, match=message):
+            sandbox.extract(str(path), "pdf")
+        assert time.monotonic() - started < 20
+        monkeypatch.undo()
+        assert sandbox.extract(str(path), "pdf").pages == 30  # a fresh worker goes on
+
+
+def test_limits_reach_the_build_and_it_goes_on(settings, fake_embedder, pdf_bytes, monkeypatch):
+    from assistant.config import Settings
+
+    write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
+    write(settings, "manual.pdf", pdf_bytes)
+    import assistant.extract as extract
+
+    write(settings, "guide.html", D.HTML_PAGE)
+    monkeypatch.setitem(extract.EXTRACTORS, "pdf", ("tests.hostile_hang", 1, "pypdfium2"))
+    monkeypatch.setenv("ASSISTANT_EXTRACT_TIMEOUT", "1")
+    report = build_index(Settings(), embedder=fake_embedder)
+    assert report.documents == 2 and "stopped after 1 s" in dict(report.skipped)["manual.pdf"]
+
+
+def test_incremental_build_reextracts_only_on_a_new_extractor_version(
+    real_seeds, fake_embedder, monkeypatch
+):
+    build_index(real_seeds, embedder=fake_embedder)
+    report = build_index(real_seeds, embedder=fake_embedder)
+    assert report.up_to_date
+    import assistant.extract as extract
+
+    monkeypatch.setitem(extract.EXTRACTORS, "docx", ("docx", 2, "python-docx"))
+    monkeypatch.setattr(extract, "_versions", {})
+    report = build_index(real_seeds, embedder=fake_embedder)
+    assert (report.changed, report.unchanged) == (1, 3)
+    manifest = json.loads((current_build(real_seeds.index_dir) / "manifest.json").read_text())
+    assert manifest["documents"]["handbook.docx"]["extractor"].startswith("docx/2 ")
+
+
+def test_markdown_headings_give_section_locators(settings, fake_embedder):
+    write(
+        settings,
+        "bread.md",
+        "# Baking\n\nIntro line here.\n\n## Proofing\n\nLet the dough rise for two hours.\n",
+    )
+    build_index(settings, embedder=fake_embedder)
+    retriever = Retriever(settings, embedder=fake_embedder)
+    answer = ask("How long should the dough rise?", settings=settings, retriever=retriever)
+    assert answer.citations[0].locator == "§ Baking > Proofing"
+
+
+def test_plain_corpus_loads_without_a_worker(settings, monkeypatch):
+    write(settings, "a.txt", "Only text here.")
+
+    def boom(*args, **kwargs):
+        raise AssertionError("no worker for plain text")
+
+    monkeypatch.setattr(Sandbox, "_start", boom)
+    assert [d.id for d in load_corpus(settings.seeds_dir).documents] == ["a.txt"]
