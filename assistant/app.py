@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .documents import DocumentError, check_document, find_duplicate
 from .errors import AssistantError
+from .extract import format_of, is_plain, supported_extensions
 from .types import Answer, Citation, Passage
 
 log = logging.getLogger(__name__)
 
-UPLOAD_EXTENSIONS = (".txt", ".md")
+DOCUMENT_ROUTE = "/document"
+UPLOAD_EXTENSIONS = supported_extensions()  # .txt .md .pdf .docx .html .htm .xhtml .epub
 NAME_MAX = 80
 CONTEXT_CHARS = 280
 EXAMPLES_MAX = 4
@@ -52,6 +55,8 @@ CSS = """
 #status-banner .banner.warn { background: #fef3c7; color: #78350f; }
 #status-banner .banner.ok { font-size: 0.85em; opacity: 0.8; }
 .docs-table td, .docs-table th { padding: 0.2em 0.8em 0.2em 0; text-align: left; }
+.docs-table tr.skipped { color: #b45309; }
+.answer .files { font-size: 0.82em; margin: 0.1em 0 0.3em 0; }
 """
 
 
@@ -84,13 +89,35 @@ def render_citation(c: Citation, open_: bool = False) -> str:
     before = _clip(c.passage[:a], CONTEXT_CHARS, left=True)
     after = _clip(c.passage[b:], CONTEXT_CHARS)
     quote = c.passage[a:b] or c.quote
+    where = f"{_esc(c.locator)} · " if c.locator else ""
     return (
         f'<details class="excerpt"{" open" if open_ else ""}>'
         f'<summary><span class="cite">[{c.n}]</span> <b>{_esc(c.title)}</b> '
-        f'<span class="where">{_esc(c.source)} · chars {c.start}-{c.end}</span></summary>'
+        f'<span class="where">{_esc(c.source)} · {where}chars {c.start}-{c.end}</span></summary>'
         f'<div class="passage">{_esc(before)}<mark class="quote">{_esc(quote)}</mark>'
-        f"{_esc(after)}</div></details>"
+        f"{_esc(after)}</div>{render_file_links(c.source, c.page)}</details>"
     )
+
+
+def document_url(doc_id: str, page: int | None = None) -> str:
+    """The app's link to a seed document (``#page=N`` opens a PDF viewer at that page)."""
+    from urllib.parse import quote
+
+    return f"{DOCUMENT_ROUTE}/{quote(doc_id, safe='/')}" + (f"#page={page}" if page else "")
+
+
+def render_file_links(doc_id: str, page: int | None = None) -> str:
+    """Links to the original file: open a PDF at the page in a new tab; download the file."""
+    links = []
+    if page and format_of(doc_id) == "pdf":
+        links.append(
+            f'<a class="open-page" href="{_esc(document_url(doc_id, page))}" target="_blank" '
+            f'rel="noopener noreferrer">open the PDF at p. {int(page)}</a>'
+        )
+    links.append(
+        f'<a class="download" href="{_esc(document_url(doc_id))}" download>download the file</a>'
+    )
+    return f'<div class="files">{" · ".join(links)}</div>'
 
 
 def render_match(p: Passage) -> str:
@@ -186,8 +213,16 @@ def render_documents(info: dict) -> str:
     docs = info.get("documents", {})
     rows = "".join(
         f"<tr><td>{_esc(d.get('title', ''))}</td><td><code>{_esc(doc_id)}</code></td>"
-        f"<td>{int(d.get('chunks', 0))}</td></tr>"
+        f"<td>{_esc(d.get('format') or format_of(doc_id) or '')}</td>"
+        f"<td>{int(d['pages']) if d.get('pages') else ''}</td>"
+        f"<td>{int(d.get('chunks', 0))}</td><td></td></tr>"
         for doc_id, d in sorted(docs.items())
+    )
+    rows += "".join(
+        f'<tr class="skipped"><td></td><td><code>{_esc(name)}</code></td>'
+        f"<td>{_esc(format_of(name) or '')}</td><td></td><td>0</td>"
+        f"<td>skipped: {_esc(reason)}</td></tr>"
+        for name, reason in sorted((info.get("skipped") or {}).items())
     )
     state = "out of date: rebuild to include the changes" if info.get("stale") else "up to date"
     return (
@@ -195,7 +230,8 @@ def render_documents(info: dict) -> str:
         f"<p><b>Index:</b> model <code>{_esc(info.get('model', ''))}</code>, "
         f"{int(info.get('chunks', 0))} chunks, {len(docs)} documents, built "
         f"{_esc(info.get('created', ''))}; {state}.</p>"
-        '<table class="docs-table"><thead><tr><th>title</th><th>file</th><th>chunks</th></tr>'
+        '<table class="docs-table"><thead><tr><th>title</th><th>file</th><th>format</th>'
+        "<th>pages</th><th>chunks</th><th>note</th></tr>"
         f"</thead><tbody>{rows}</tbody></table></div>"
     )
 
@@ -208,7 +244,7 @@ class UploadError(ValueError):
 
 
 def safe_filename(name: str) -> str:
-    """A plain file name for an upload: no folders, no hidden names, only ``.txt``/``.md``.
+    """A plain file name for an upload: no folders, no hidden names, a supported extension.
 
     ``"../../etc/passwd.txt"`` becomes ``"passwd.txt"``; ``".bashrc.md"`` becomes
     ``"bashrc.md"``; characters other than letters, digits, ``-``, ``_`` and ``.`` become ``-``.
@@ -219,7 +255,7 @@ def safe_filename(name: str) -> str:
     ext = ("." + ext.lower()) if dot else ""
     if ext not in UPLOAD_EXTENSIONS:
         raise UploadError(
-            f"only {' and '.join(UPLOAD_EXTENSIONS)} files can be added, not {_shown(base)}"
+            f"only {' '.join(UPLOAD_EXTENSIONS)} files can be added, not {_shown(base)}"
         )
     stem = re.sub(r"[^\w.-]+", "-", stem, flags=re.ASCII)
     stem = re.sub(r"\.{2,}", ".", stem)
@@ -253,13 +289,30 @@ def check_upload(data: bytes, max_kb: int) -> str:
         ) from exc
 
 
-def save_upload(data: bytes, original_name: str, settings: Settings) -> Path:
+def save_upload(
+    data: bytes, original_name: str, settings: Settings, known: dict[str, str] | None = None
+) -> Path:
     """Write an accepted upload into the seeds folder under a safe, new name; return its path.
+
+    A file identical to a seed document (same sha256; ``known`` maps ids to recorded hashes)
+    is refused, naming that document.
 
     An existing file is never overwritten: ``notes.txt`` becomes ``notes-2.txt`` and so on.
     """
     name = safe_filename(original_name)
-    check_upload(data, settings.max_upload_kb)
+    fmt = format_of(name)
+    if is_plain(fmt):
+        check_upload(data, settings.max_upload_kb)
+    else:
+        if len(data) > settings.max_upload_kb * 1024:
+            check_upload(data, settings.max_upload_kb)  # the size message
+        try:
+            check_document(data, fmt or "")
+        except DocumentError as exc:
+            raise UploadError(str(exc)) from exc
+    duplicate = find_duplicate(data, settings, known)
+    if duplicate is not None:
+        raise UploadError(f"the same file is already in the documents as {duplicate}")
     root = Path(settings.seeds_dir)
     root.mkdir(parents=True, exist_ok=True)
     real_root = root.resolve()
@@ -426,8 +479,9 @@ def build_app(settings: Settings | None = None) -> Any:
         if not path:
             return gr.skip(), gr.skip()
         original = Path(path).name
+        known = {k: v.get("sha256", "") for k, v in _status(settings).get("documents", {}).items()}
         try:
-            saved = save_upload(Path(path).read_bytes(), original, settings)
+            saved = save_upload(Path(path).read_bytes(), original, settings, known)
         except UploadError as exc:
             return f"<p class='upload-error'>Not added: {_esc(exc)}.</p>", None
         except OSError as exc:
@@ -480,6 +534,34 @@ def build_app(settings: Settings | None = None) -> Any:
                 f"({report.total_chunks} chunks, {report.seconds:.1f}s).{skipped}</p>"
             )
         yield (message, *refresh())
+
+    def ask_delete(doc_id: str | None) -> tuple:
+        if not doc_id:
+            return "<p class='upload-error'>Choose a document to delete.</p>", gr.Row(visible=False)
+        return (
+            f"<p class='confirm'>Delete <code>{_esc(doc_id)}</code> from the seeds folder? "
+            "The index is rebuilt without it.</p>",
+            gr.Row(visible=True),
+        )
+
+    def do_delete(doc_id: str | None) -> tuple:
+        from .documents import delete_document
+
+        try:
+            delete_document(doc_id or "", settings)
+        except (DocumentError, OSError) as exc:
+            return f"<p class='upload-error'>Not deleted: {_esc(exc)}.</p>", gr.Row(visible=False)
+        return f"<p class='upload-ok'>Deleted <code>{_esc(doc_id)}</code>.</p>", gr.Row(
+            visible=False
+        )
+
+    def cancel_delete() -> tuple:
+        return "", gr.Row(visible=False)
+
+    def choices() -> Any:
+        from .documents import seed_documents
+
+        return gr.Dropdown(choices=sorted(seed_documents(settings)), value=None)
 
     # -- API endpoints (data in, data out) --------------------------------------------------
 
@@ -539,7 +621,8 @@ def build_app(settings: Settings | None = None) -> Any:
             with gr.Tab("Documents", id="docs-tab"):
                 documents = gr.Markdown(elem_id="documents", latex_delimiters=[])
                 upload = gr.File(
-                    label=f"Add a .txt or .md document (up to {settings.max_upload_kb} KB)",
+                    label="Add a document: PDF, Word (.docx), HTML, EPUB, .txt or .md "
+                    f"(up to {settings.max_upload_kb} KB)",
                     file_types=list(UPLOAD_EXTENSIONS),
                     type="filepath",
                     elem_id="upload",
@@ -547,10 +630,26 @@ def build_app(settings: Settings | None = None) -> Any:
                 upload_msg = gr.Markdown(elem_id="upload-message", latex_delimiters=[])
                 rebuild_btn = gr.Button("Build the index", variant="primary", elem_id="rebuild")
                 build_log = gr.Markdown(elem_id="build-log", latex_delimiters=[])
+                with gr.Row():
+                    to_delete = gr.Dropdown(
+                        label="Document to delete", choices=[], elem_id="delete-choice", scale=4
+                    )
+                    delete_btn = gr.Button("Delete…", variant="stop", elem_id="delete", scale=1)
+                delete_msg = gr.Markdown(elem_id="delete-message", latex_delimiters=[])
+                with gr.Row(visible=False) as confirm_row:
+                    confirm_btn = gr.Button(
+                        "Yes, delete it and rebuild", variant="stop", elem_id="confirm-delete"
+                    )
+                    cancel_btn = gr.Button("Cancel", elem_id="cancel-delete")
 
         hidden = {"api_visibility": "private"}
         panel = [status, fix, documents, examples]
-        demo.load(refresh, None, panel, **hidden)
+        demo.load(refresh, None, panel, **hidden).then(choices, None, to_delete, **hidden)
+        delete_btn.click(ask_delete, to_delete, [delete_msg, confirm_row], **hidden)
+        cancel_btn.click(cancel_delete, None, [delete_msg, confirm_row], **hidden)
+        confirm_btn.click(do_delete, to_delete, [delete_msg, confirm_row], **hidden).then(
+            rebuild, None, [build_log, *panel], concurrency_id="build", **hidden
+        ).then(choices, None, to_delete, **hidden)
         chat_io = {"inputs": [question, chatbot, turns], "outputs": [question, chatbot, turns]}
         question.submit(respond, **chat_io, concurrency_limit=4, **hidden)
         send.click(respond, **chat_io, concurrency_limit=4, **hidden)
@@ -561,7 +660,7 @@ def build_app(settings: Settings | None = None) -> Any:
         )
         upload.upload(add_document, upload, [upload_msg, upload], **hidden).then(
             refresh, None, panel, **hidden
-        )
+        ).then(choices, None, to_delete, **hidden)
         for button in (fix, rebuild_btn):
             button.click(
                 rebuild,
@@ -571,7 +670,7 @@ def build_app(settings: Settings | None = None) -> Any:
                 concurrency_id="build",
                 show_progress="minimal",
                 **hidden,
-            )
+            ).then(choices, None, to_delete, **hidden)
         gr.api(api_ask, api_name="ask", concurrency_limit=4)
         gr.api(api_retrieve, api_name="retrieve", concurrency_limit=4)
     return demo
@@ -616,9 +715,42 @@ def launch(
         "css": CSS,
     }
     options.update(launch_kwargs)
+    block = not options.pop("prevent_thread_lock", False)
     demo.queue(default_concurrency_limit=2)
-    demo.launch(**options)
+    demo.launch(**options, prevent_thread_lock=True)
+    add_document_route(demo.app, settings)
+    if block:  # pragma: no cover - the CLI's serve; tests use prevent_thread_lock
+        demo.block_thread()
     return demo
+
+
+def add_document_route(app: Any, settings: Settings) -> None:
+    """``GET /document/<id>``: the original file of a seed document, and nothing else.
+
+    The id must be exactly one of the seed documents (``documents.document_file``): no path is
+    built from the request, so ``..``, absolute paths and other files cannot be reached. PDFs
+    are served inline (the browser's viewer honours ``#page=N``); other formats as downloads.
+    """
+    from starlette.responses import FileResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from .documents import document_file
+
+    async def serve(request: Any) -> Any:
+        found = document_file(request.path_params["doc_id"], settings)
+        if found is None:
+            return PlainTextResponse("not a document of this assistant", status_code=404)
+        path, media_type = found
+        inline = media_type == "application/pdf"
+        return FileResponse(
+            path,
+            media_type=media_type,
+            filename=path.name,
+            content_disposition_type="inline" if inline else "attachment",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+        )
+
+    app.router.routes.insert(0, Route(DOCUMENT_ROUTE + "/{doc_id:path}", serve, methods=["GET"]))
 
 
 __all__ = [

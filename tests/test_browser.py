@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -242,4 +243,68 @@ def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
         "Quill-Island-notes.txt"
     )
     _shot(page, "browser-07-answer-from-upload.png")
+    assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_pdf_upload_page_link_duplicate_and_delete(page, server, tmp_path):
+    """Upload a PDF, rebuild, ask: the excerpt says "p. 17" and links the PDF at #page=17; the
+    same file again is refused with the existing name; deleting it removes it from answers."""
+    from tests.documents import pdf_30_pages
+
+    expect = playwright_api.expect
+    pdf = tmp_path / "Field manual.pdf"
+    pdf.write_bytes(pdf_30_pages())
+
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload input[type=file]").set_input_files(str(pdf))
+    expect(page.locator("#upload-message .upload-ok")).to_contain_text("Field-manual.pdf")
+    page.click("#rebuild")
+    expect(page.locator("#build-log .build-done")).to_contain_text("1 new")
+    row = page.locator("#documents tr", has_text="Field-manual.pdf")
+    expect(row).to_contain_text("pdf")
+    expect(row).to_contain_text("30")  # pages
+
+    page.get_by_role("tab", name="Chat").click()
+    answer = _ask(page, "What kind of lamp does the northern beacon use?")
+    excerpt = answer.locator("details.excerpt").first
+    expect(excerpt.locator("summary")).to_contain_text("Field-manual.pdf")
+    expect(excerpt.locator("summary")).to_contain_text("p. 17")
+    expect(excerpt.locator("mark.quote")).to_contain_text("xenon lamp")
+    _shot(page, "browser-08-pdf-page-citation.png")
+    link = excerpt.locator("a.open-page")
+    expect(link).to_have_attribute("href", "/document/Field-manual.pdf#page=17")
+    with page.context.expect_page() as opened:
+        link.click()
+    viewer = opened.value
+    assert viewer.url.endswith("/document/Field-manual.pdf#page=17")
+    viewer.close()
+    with urllib.request.urlopen(server["url"] + "document/Field-manual.pdf", timeout=10) as resp:
+        assert resp.headers["Content-Type"] == "application/pdf"
+        assert resp.read() == pdf.read_bytes()
+    for probe in ("document/../server.log", "document/%2e%2e/server.log", "document/nope.pdf"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server["url"] + probe, timeout=10)
+        assert err.value.code == 404
+
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload input[type=file]").set_input_files(str(pdf))
+    expect(page.locator("#upload-message .upload-error")).to_contain_text(
+        "already in the documents as Field-manual.pdf"
+    )
+    assert sorted(p.name for p in server["seeds"].glob("*.pdf")) == ["Field-manual.pdf"]
+
+    page.locator("#delete-choice input").click()
+    page.get_by_role("option", name="Field-manual.pdf").click()
+    page.click("#delete")
+    expect(page.locator("#delete-message .confirm")).to_contain_text("Field-manual.pdf")
+    page.click("#confirm-delete")
+    expect(page.locator("#delete-message .upload-ok")).to_contain_text("Deleted")
+    expect(page.locator("#build-log .build-done")).to_contain_text("1 removed")
+    expect(page.locator("#documents")).not_to_contain_text("Field-manual.pdf")
+    assert not (server["seeds"] / "Field-manual.pdf").exists()
+
+    page.get_by_role("tab", name="Chat").click()
+    again = _ask(page, "What kind of lamp does the northern beacon use?")
+    expect(again).not_to_contain_text("Field-manual.pdf")
+    _shot(page, "browser-09-after-delete.png")
     assert page.dialogs == []  # type: ignore[attr-defined]
