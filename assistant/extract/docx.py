@@ -28,6 +28,7 @@ def extract(data: bytes) -> Extracted:
         raise CorruptDocumentError(f"not a readable .docx ({exc})") from exc
     except Exception as exc:  # python-docx raises its own PackageNotFoundError, lxml errors
         raise CorruptDocumentError(f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
+    levels = _heading_levels(document)  # style id -> heading level, looked up once
     out = TextBuilder()
     body = document.element.body
     for child in body.iterchildren():
@@ -35,7 +36,7 @@ def extract(data: bytes) -> Extracted:
         if tag == "p":
             paragraph = Paragraph(child, document)
             text = clean_inline(paragraph.text)
-            level = _heading_level(paragraph)
+            level = levels.get(child.style) if child.style else None
             if level is not None:
                 out.heading(text, level)
             else:
@@ -52,12 +53,14 @@ def extract(data: bytes) -> Extracted:
     return out.result(title=title)
 
 
-def _heading_level(paragraph: object) -> int | None:
-    try:
-        name = (paragraph.style.name or "").lower()  # type: ignore[attr-defined]
-    except Exception:
-        return None
-    if name == "title":
-        return 0
-    found = re.fullmatch(r"heading (\d)", name)
-    return int(found.group(1)) if found else None
+def _heading_levels(document: object) -> dict[str, int]:
+    """``{style id: level}`` of the document's heading styles (``Title`` is level 0)."""
+    levels: dict[str, int] = {}
+    for style in document.styles:  # type: ignore[attr-defined]
+        name = (getattr(style, "name", "") or "").lower()
+        found = re.fullmatch(r"heading (\d)", name)
+        if name == "title":
+            levels[style.style_id] = 0
+        elif found:
+            levels[style.style_id] = int(found.group(1))
+    return levels
