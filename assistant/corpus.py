@@ -177,14 +177,15 @@ def load_corpus(
     root: Path,
     max_bytes: int | None = None,
     require: bool = True,
-    known: Callable[[str, str], Document | None] | None = None,
+    known: Callable[[str, str], Document | str | None] | None = None,
     extract_timeout: float = 60.0,
     extract_memory_mb: int = 2048,
 ) -> Corpus:
     """Read every seed document under ``root``. Raises ``EmptyCorpusError`` if none is usable.
 
-    ``known(doc_id, path)`` may return a document without reading the file (an incremental
-    build passes the previous build's record for files whose stat is unchanged). Formats other
+    ``known(doc_id, path)`` may return a document, or the reason it was skipped, without
+    reading the file (an incremental build passes the previous build's record for files whose
+    stat is unchanged). Formats other
     than plain text are extracted in a worker process, each file within ``extract_timeout``
     seconds and ``extract_memory_mb`` of memory."""
     from .extract.sandbox import Sandbox

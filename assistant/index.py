@@ -131,11 +131,12 @@ def seed_changes(manifest: dict, seeds_dir: Path) -> list[str]:
     """What differs between the seeds folder and the manifest (cheap: stat first, hash if needed)."""
     recorded: dict[str, dict] = manifest.get("documents", {})
     skipped = set(manifest.get("skipped", {}))
+    skipped_stats: dict[str, dict] = manifest.get("skipped_files", {})
     try:
-        files, _ = seed_files(seeds_dir)
+        files, walk_skipped = seed_files(seeds_dir)
     except Exception:
         return [f"seeds folder {seeds_dir} is missing"]
-    changes: list[str] = []
+    changes: list[str] = [f"new: {name}" for name, _ in walk_skipped if name not in skipped]
     present = set()
     for doc_id, path in files:
         present.add(doc_id)
@@ -143,6 +144,10 @@ def seed_changes(manifest: dict, seeds_dir: Path) -> list[str]:
         if info is None:
             if doc_id not in skipped:
                 changes.append(f"new: {doc_id}")
+            elif doc_id in skipped_stats and _stat(Path(path)) != {
+                k: skipped_stats[doc_id].get(k) for k in ("size", "mtime_ns")
+            }:
+                changes.append(f"changed: {doc_id}")  # a skipped file was edited: retry it
             continue
         try:
             st = os.stat(path)
@@ -731,10 +736,18 @@ def _read_corpus(
         return load_corpus(settings.seeds_dir, max_bytes=max_bytes, **limits)
     recorded: dict[str, dict] = previous.manifest["documents"]
 
-    def known(doc_id: str, path: str) -> Document | None:
+    tried: dict[str, dict] = previous.manifest.get("skipped_files", {})
+    reasons: dict[str, str] = previous.manifest.get("skipped", {})
+
+    def known(doc_id: str, path: str) -> Document | str | None:
         old = recorded.get(doc_id)
         if old is None:
-            return None
+            fmt = format_of(doc_id) or ""
+            attempt = tried.get(doc_id)
+            if attempt is None or is_plain(fmt) or doc_id not in reasons:
+                return None
+            same = {**_stat(Path(path)), **_extract_key(settings, fmt)} == attempt
+            return reasons[doc_id] if same else None  # skipped before, unchanged: same reason
         try:
             st = os.stat(path)
         except OSError:
@@ -794,7 +807,10 @@ def _build(
     seeds_dir = Path(settings.seeds_dir)
     if previous and not removed and counts["unchanged"] == len(documents) and not full:
         # Nothing to embed. Refresh the recorded file stats so the stale check stays cheap.
-        if _stats_changed(previous.manifest, seeds_dir, documents):
+        if _stats_changed(previous.manifest, seeds_dir, documents) or (
+            dict(skipped) != previous.manifest.get("skipped")
+            or _skipped_files(settings, skipped) != previous.manifest.get("skipped_files")
+        ):
             _refresh_manifest(settings, previous, seeds_dir, documents, skipped)
         total = previous.manifest["counts"]["chunks"]
         return BuildReport(
@@ -1007,6 +1023,7 @@ def write_build(
             "counts": {"documents": len(manifest_docs), "chunks": row},
             "source": source or {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
             "skipped": dict(skipped),
+            "skipped_files": _skipped_files(settings, skipped),
             "documents": manifest_docs,
             "files": files,
         }
@@ -1370,7 +1387,28 @@ def _refresh_manifest(
         d.id: {**previous.manifest["documents"][d.id], **_stat(seeds_dir / d.id)} for d in documents
     }
     manifest["skipped"] = dict(skipped)
+    manifest["skipped_files"] = _skipped_files(settings, skipped)
     _write_json(previous.build / MANIFEST, manifest)
+
+
+def _skipped_files(settings: Settings, skipped: Sequence[tuple[str, str]]) -> dict[str, dict]:
+    """File stats of the skipped files, with the extractor and limits they were tried with:
+    an unchanged file is not extracted again (a parser that hangs costs its timeout once, not
+    at every build), and an edited one makes the index stale."""
+    out = {}
+    for name, _reason in skipped:
+        path = Path(settings.seeds_dir) / name
+        if not path.is_file():
+            continue
+        out[name] = {**_stat(path), **_extract_key(settings, format_of(name) or "")}
+    return out
+
+
+def _extract_key(settings: Settings, fmt: str) -> dict:
+    return {
+        "extractor": extractor_version(fmt) if fmt and not is_plain(fmt) else "",
+        "extract_limits": [settings.extract_timeout, settings.extract_memory_mb],
+    }
 
 
 def _stats_changed(manifest: dict, seeds_dir: Path, documents: list[Document]) -> bool:

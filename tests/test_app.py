@@ -318,6 +318,20 @@ def test_api_endpoints_via_gradio_client_and_live_reload(seeded, fake_model):
         ):
             assert _status(f"{url}gradio_api/file={path}") in (403, 404)
 
+        # /document/<id> serves seed documents, and no other path.
+        with urllib.request.urlopen(f"{url}document/notes/bread.md", timeout=10) as resp:
+            assert resp.read().startswith(b"# Baking bread")
+            assert resp.headers["Content-Disposition"].startswith("attachment")
+        for probe in (
+            "document/../README.md",
+            "document/%2e%2e/%2e%2e/README.md",
+            "document/notes/../news.txt",
+            "document//etc/passwd",
+            "document/%2Fetc%2Fpasswd",
+            "document/missing.txt",
+        ):
+            assert _status(url + probe) == 404, probe
+
         # A document added and built while the server runs is answerable at once.
         web.save_upload(
             b"The Quill Island lighthouse was painted teal in 1987 by nine volunteers.\n",

@@ -281,3 +281,46 @@ def test_plain_corpus_loads_without_a_worker(settings, monkeypatch):
 
     monkeypatch.setattr(Sandbox, "_start", boom)
     assert [d.id for d in load_corpus(settings.seeds_dir).documents] == ["a.txt"]
+
+
+def test_a_skipped_file_is_not_retried_until_it_changes(settings, fake_embedder, monkeypatch):
+    import assistant.extract as extract
+    from assistant.config import Settings
+
+    write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
+    write(settings, "manual.pdf", D.pdf_simple("Lamp facts"))
+    monkeypatch.setitem(extract.EXTRACTORS, "pdf", ("tests.hostile_hang", 1, "pypdfium2"))
+    monkeypatch.setenv("ASSISTANT_EXTRACT_TIMEOUT", "1")
+    first = build_index(Settings(), embedder=fake_embedder)
+    assert "stopped after" in dict(first.skipped)["manual.pdf"]
+    assert not index_status(Settings())["stale"]
+    again = build_index(Settings(), embedder=fake_embedder)
+    assert again.up_to_date and again.skipped == first.skipped and again.seconds < 1
+    # Added later, an unsupported file is reported and makes the index stale until rebuilt.
+    write(settings, "budget.xlsx", D.xlsx_file())
+    assert "new: budget.xlsx" in index_status(Settings())["changes"]
+    report = build_index(Settings(), embedder=fake_embedder)
+    assert "budget.xlsx" in dict(report.skipped) and not index_status(Settings())["stale"]
+    # Fixed (here: the real parser again, and the file edited), it is indexed.
+    monkeypatch.undo()
+    write(settings, "manual.pdf", D.pdf_simple("Lamp facts, second edition"))
+    assert "changed: manual.pdf" in index_status(settings)["changes"]
+    report = build_index(settings, embedder=fake_embedder)
+    assert report.new == 1 and "manual.pdf" not in dict(report.skipped)
+
+
+def test_stored_texts_survive_segment_merges_and_rewrites(real_seeds, fake_embedder):
+    build_index(real_seeds, embedder=fake_embedder)
+    for i in range(5):  # small segments, merged log-structured along the way
+        write(real_seeds, f"note{i}.txt", f"Note {i} is about walrus number {i} on the ice.")
+        build_index(real_seeds, embedder=fake_embedder)
+    (real_seeds.seeds_dir / "news.txt").unlink()  # rewrites the first segment without it
+    build_index(real_seeds, embedder=fake_embedder)
+    retriever = Retriever(real_seeds, embedder=fake_embedder)
+    for doc_id in ("manual.pdf", "handbook.docx", "guide.html"):
+        assert retriever.index.stored(doc_id).text
+    answer = ask(
+        "What lamp does the northern beacon use?", settings=real_seeds, retriever=retriever
+    )
+    assert answer.citations[0].locator == "p. 17"
+    assert verify_citation(answer.citations[0], real_seeds.seeds_dir)

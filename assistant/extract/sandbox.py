@@ -20,6 +20,7 @@ from ..errors import ExtractError, ExtractLimitError
 from . import Extracted, extractor_module
 
 _ROOT = str(Path(__file__).resolve().parents[2])
+STARTUP_TIMEOUT = 60.0  # seconds for the worker to start and import the parsers
 
 
 class Sandbox:
@@ -66,6 +67,17 @@ class Sandbox:
             lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
+        try:  # started and its parsers imported: not counted in the first file's time limit
+            ready = lines.get(timeout=max(STARTUP_TIMEOUT, self.timeout))
+        except queue.Empty:
+            ready = None
+        if ready is None or "ready" not in ready:
+            proc.kill()
+            proc.wait()
+            raise ExtractLimitError(
+                "the extraction worker did not start (memory limit "
+                f"{self.memory_mb} MB, ASSISTANT_EXTRACT_MEMORY_MB?)"
+            )
         return proc
 
     def extract(self, path: str, fmt: str) -> Extracted:

@@ -12,6 +12,9 @@ def main() -> None:
     from . import extract_path
 
     out = sys.stdout.buffer
+    _preload()  # so a file's time limit is spent on the file, not on importing its parser
+    out.write(b'{"ready": true}\n')
+    out.flush()
     for line in sys.stdin.buffer:
         request = json.loads(line)
         try:
@@ -27,6 +30,16 @@ def main() -> None:
             reply = {"error": f"the parser failed ({type(exc).__name__}: {str(exc)[:200]})"}
         out.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
         out.flush()
+
+
+def _preload() -> None:
+    import contextlib
+    import importlib
+
+    for name in ("pypdfium2", "docx", "bs4", "lxml.etree"):
+        # A missing parser fails on its first file, with its own message.
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
 
 if __name__ == "__main__":
