@@ -648,7 +648,12 @@ def build_app(settings: Settings | None = None) -> Any:
         delete_btn.click(ask_delete, to_delete, [delete_msg, confirm_row], **hidden)
         cancel_btn.click(cancel_delete, None, [delete_msg, confirm_row], **hidden)
         confirm_btn.click(do_delete, to_delete, [delete_msg, confirm_row], **hidden).then(
-            rebuild, None, [build_log, *panel], concurrency_id="build", **hidden
+            rebuild,
+            None,
+            [build_log, *panel],
+            concurrency_limit=1,
+            concurrency_id="build",
+            **hidden,
         ).then(choices, None, to_delete, **hidden)
         chat_io = {"inputs": [question, chatbot, turns], "outputs": [question, chatbot, turns]}
         question.submit(respond, **chat_io, concurrency_limit=4, **hidden)

@@ -39,24 +39,18 @@ class Sandbox:
         self.close()
 
     def _start(self) -> subprocess.Popen:
-        limit = self.memory_mb << 20
-
-        def limits() -> None:  # runs in the child before Python starts
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([_ROOT, os.environ.get("PYTHONPATH", "")]),
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant.extract.worker"],
+            # The worker sets its own memory limit first thing (no preexec_fn: the web app
+            # builds in a thread, and forking a threaded process to run Python code can hang).
+            [sys.executable, "-m", "assistant.extract.worker", str(self.memory_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
-            preexec_fn=limits if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         self._lines = lines = queue.Queue()
 

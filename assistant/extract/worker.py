@@ -8,6 +8,11 @@ import sys
 
 
 def main() -> None:
+    if len(sys.argv) > 1:  # the memory limit in MB, applied before any parser is imported
+        import resource
+
+        limit = int(sys.argv[1]) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from ..errors import ExtractError
     from . import extract_path
 
