@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from assistant.answer import ask, verify_citation
+from assistant.answer import ask, render_markdown, verify_citation
 from assistant.corpus import load_corpus
 from assistant.extract import extract_path
 from assistant.extract.sandbox import Sandbox
@@ -140,6 +140,7 @@ def test_the_four_documents_are_indexed_and_cited_with_page_and_heading(real_see
         stored = index.stored(source).text
         assert stored[c.start : c.end] == c.quote  # verified against the stored extraction
         assert verify_citation(c, real_seeds.seeds_dir)
+        assert f"({source}, {locator}, chars {c.start}-{c.end})" in render_markdown(answer)
     # The plain article still verifies against the file on disk.
     answer = ask(
         "How many troops featured in the Wednesday night military parade?",
