@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .documents import DocumentError, check_document, find_duplicate
+from .documents import DocumentError, add_document_route, check_document, find_duplicate
 from .errors import AssistantError
 from .extract import format_of, is_plain, supported_extensions
 from .types import Answer, Citation, Passage
@@ -723,39 +723,10 @@ def launch(
     block = not options.pop("prevent_thread_lock", False)
     demo.queue(default_concurrency_limit=2)
     demo.launch(**options, prevent_thread_lock=True)
-    add_document_route(demo.app, settings)
+    add_document_route(demo.app, settings, DOCUMENT_ROUTE)
     if block:  # pragma: no cover - the CLI's serve; tests use prevent_thread_lock
         demo.block_thread()
     return demo
-
-
-def add_document_route(app: Any, settings: Settings) -> None:
-    """``GET /document/<id>``: the original file of a seed document, and nothing else.
-
-    The id must be exactly one of the seed documents (``documents.document_file``): no path is
-    built from the request, so ``..``, absolute paths and other files cannot be reached. PDFs
-    are served inline (the browser's viewer honours ``#page=N``); other formats as downloads.
-    """
-    from starlette.responses import FileResponse, PlainTextResponse
-    from starlette.routing import Route
-
-    from .documents import document_file
-
-    async def serve(request: Any) -> Any:
-        found = document_file(request.path_params["doc_id"], settings)
-        if found is None:
-            return PlainTextResponse("not a document of this assistant", status_code=404)
-        path, media_type = found
-        inline = media_type == "application/pdf"
-        return FileResponse(
-            path,
-            media_type=media_type,
-            filename=path.name,
-            content_disposition_type="inline" if inline else "attachment",
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
-        )
-
-    app.router.routes.insert(0, Route(DOCUMENT_ROUTE + "/{doc_id:path}", serve, methods=["GET"]))
 
 
 __all__ = [

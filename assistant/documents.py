@@ -11,10 +11,11 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .corpus import seed_files
-from .extract import format_of, is_plain
+from .extract import format_of
 
 MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -99,5 +100,28 @@ def delete_document(doc_id: str, settings: Settings) -> Path:
     return Path(path)
 
 
-def is_text_format(name: str) -> bool:
-    return is_plain(format_of(name))
+def add_document_route(app: Any, settings: Settings, prefix: str = "/document") -> None:
+    """``GET <prefix>/<id>`` on the web app (Starlette): a seed document's file, nothing else.
+
+    The id must be exactly one of the seed documents (``documents.document_file``): no path is
+    built from the request, so ``..``, absolute paths and other files cannot be reached. PDFs
+    are served inline (the browser's viewer honours ``#page=N``); other formats as downloads.
+    """
+    from starlette.responses import FileResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    async def serve(request: Any) -> Any:
+        found = document_file(request.path_params["doc_id"], settings)
+        if found is None:
+            return PlainTextResponse("not a document of this assistant", status_code=404)
+        path, media_type = found
+        inline = media_type == "application/pdf"
+        return FileResponse(
+            path,
+            media_type=media_type,
+            filename=path.name,
+            content_disposition_type="inline" if inline else "attachment",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+        )
+
+    app.router.routes.insert(0, Route(prefix + "/{doc_id:path}", serve, methods=["GET"]))
