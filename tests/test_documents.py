@@ -84,3 +84,18 @@ def test_documents_panel_lists_format_pages_and_skip_reasons():
     html = web.render_documents(info)
     assert "<td>pdf</td><td>30</td><td>3</td>" in html
     assert "scan.pdf" in html and "skipped: no text layer" in html
+
+
+def test_the_panel_lists_each_broken_file_with_its_reason(settings, fake_embedder):
+    from assistant.index import build_index
+
+    write(settings, "ok.txt", "A readable document about lighthouses.")
+    write(settings, "scan.pdf", D.pdf_scanned())
+    write(settings, "locked.pdf", D.pdf_simple("secret", encrypt="pw"))
+    write(settings, "cut.pdf", D.pdf_truncated())
+    write(settings, "budget.xlsx", D.xlsx_file())
+    report = build_index(settings, embedder=fake_embedder)
+    html = web.render_documents(web._status(settings))
+    assert len(report.skipped) == 4
+    for name, reason in report.skipped:
+        assert f"<code>{name}</code>" in html and f"skipped: {web._esc(reason)}" in html
