@@ -28,7 +28,7 @@ from .config import Settings
 from .documents import DocumentError, add_document_route, check_document, find_duplicate
 from .errors import AssistantError
 from .extract import format_of, is_plain, supported_extensions
-from .types import Answer, Citation, Passage
+from .types import Answer, Citation, Document, Passage
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +354,7 @@ def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX)
     "What does <title> say about <name>?" from its most mentioned name.
     """
     from .corpus import read_document, source_path
+    from .sources import is_extracted, stored_text
 
     docs = sorted(
         (info.get("documents") or {}).items(), key=lambda kv: (-kv[1].get("chunks", 0), kv[0])
@@ -362,12 +363,19 @@ def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX)
     for doc_id, meta in docs[:limit]:
         out: list[str] = []
         per_doc.append(out)
-        try:
-            doc = read_document(doc_id, source_path(settings.seeds_dir, doc_id), 2_000_000)
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, str):
-            continue
+        if is_extracted(doc_id):
+            # Never extract in the web server: the stored text, once an index is loaded.
+            stored = stored_text(settings.seeds_dir, doc_id)
+            if not stored:
+                continue
+            doc = Document(doc_id, meta.get("title", doc_id), stored, "")
+        else:
+            try:
+                doc = read_document(doc_id, source_path(settings.seeds_dir, doc_id), 2_000_000)
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, str):
+                continue
         title = " ".join(meta.get("title", doc.title).split())[:60]
         title_words = {w.lower() for w in re.findall(r"\w+", title)}
         counted = _COUNTED.search(doc.text)

@@ -99,3 +99,23 @@ def test_the_panel_lists_each_broken_file_with_its_reason(settings, fake_embedde
     assert len(report.skipped) == 4
     for name, reason in report.skipped:
         assert f"<code>{name}</code>" in html and f"skipped: {web._esc(reason)}" in html
+
+
+def test_example_questions_never_extract_in_the_web_server(settings, fake_embedder, monkeypatch):
+    from assistant import extract
+    from assistant.index import build_index, index_status
+    from assistant.retrieval import Retriever
+
+    write(settings, "manual.pdf", D.pdf_30_pages())
+    build_index(settings, embedder=fake_embedder)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("extraction in the server process")
+
+    monkeypatch.setattr(extract, "extract_path", refuse)
+    info = index_status(settings)
+    assert web.example_questions(settings, info) == []  # no index loaded in this process yet
+    retriever = Retriever(settings, embedder=fake_embedder)
+    assert retriever.index.size  # loading registers its stored texts
+    questions = web.example_questions(settings, info)
+    assert questions and "Northern Station Field Manual" in questions[0]
