@@ -920,7 +920,9 @@ class DocumentRows:
     marks: tuple = ()
 
     def manifest_entry(self) -> dict:
-        entry = {"sha256": self.sha256, "title": self.title, "format": self.format, **self.stat}
+        entry = {"sha256": self.sha256, "title": self.title, **self.stat}
+        if not is_plain(self.format):  # plain formats are told by the file name
+            entry["format"] = self.format
         if self.extractor:
             entry["extractor"] = self.extractor
         if self.pages is not None:
