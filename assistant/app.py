@@ -576,7 +576,7 @@ def build_app(settings: Settings | None = None) -> Any:
     def api_ask(question: str, history: list | None = None) -> dict:
         """Answer a question from the documents. ``history``: earlier ``[question, answer]``
         pairs. Returns the answer as data: text with [n] markers, citations (source, title,
-        start, end, quote, passage), passages, abstained, query."""
+        start, end, quote, passage, page, locator), passages, abstained, query."""
         try:
             return ask(question, _history_pairs(history), settings).to_dict()
         except (AssistantError, ValueError, TypeError) as exc:

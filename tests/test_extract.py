@@ -351,3 +351,27 @@ def test_the_acceptance_questions_with_the_real_model_and_the_cli(real_seeds, mo
         assert (c["source"], c["locator"]) == (source, locator) and words in c["quote"], c
     text = _cli(["ask", cases[0][0]], env).stdout  # the excerpt line names the page
     assert "(manual.pdf, p. 17, chars " in text
+
+
+def test_running_lines_hyphens_and_paragraph_joins():
+    from assistant.extract.pdf import drop_running_lines, paragraphs
+    from assistant.extract.text import join_hyphenated
+
+    pages = [
+        ["Annual report 2026", f"Section {n + 10} opens", f"Fact {7 * n} is here.", f"- {n} -"]
+        for n in range(1, 6)
+    ]
+    kept = drop_running_lines(pages)
+    assert kept[1] == ["Section 12 opens", "Fact 14 is here."]  # header and page number gone
+    # A repeated line that is not at the page edges, or not on half of the pages, stays.
+    assert drop_running_lines([["a", "b", "c", "d", "e", "f", "g", "x"]] * 2)[0][-1] == "x"
+    assert join_hyphenated(["the anti-corrosion treat-", "ment of the hull"]) == [
+        "the anti-corrosion treatment of the hull"
+    ]
+    assert join_hyphenated(["ends with a dash -", "Next"]) == ["ends with a dash -", "Next"]
+    long = "x" * 60
+    assert paragraphs([long, "wrapped end.", "Short heading", long, "tail"]) == [
+        f"{long} wrapped end.",
+        "Short heading",
+        f"{long} tail",
+    ]
