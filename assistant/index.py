@@ -451,8 +451,17 @@ class LoadedIndex:
         if seg is not None and seg.has_extracted:
             with self._db_lock:
                 row = seg.db.execute(
-                    "SELECT text, marks FROM extracted WHERE doc_id = ?", (doc_id,)
+                    "SELECT text, marks, text_sha256 FROM extracted WHERE doc_id = ?", (doc_id,)
                 ).fetchone()
+            if (
+                row is not None
+                and row[0] is not None
+                and sha256_bytes(row[0].encode("utf-8")) != row[2]
+            ):
+                raise CorruptIndexError(
+                    f"{seg.path / CHUNKS}: the stored text of {doc_id!r} does not match its "
+                    f"sha256; {FIX_FULL}"
+                )
             if row is not None:
                 record = Stored(
                     text=row[0],
@@ -931,10 +940,11 @@ class DocumentRows:
 
 
 # Extracted texts (format 4): the text citations of a PDF/DOCX/HTML/EPUB document verify
-# against (NULL for plain files, which verify against the file), and its page/section marks.
+# against (NULL for plain files, which verify against the file) with its sha256, checked when
+# it is read, and its page/section marks.
 _EXTRACTED = (
     "CREATE TABLE IF NOT EXISTS extracted (doc_id TEXT PRIMARY KEY, format TEXT NOT NULL,"
-    " extractor TEXT NOT NULL, text TEXT, marks TEXT NOT NULL);"
+    " extractor TEXT NOT NULL, text TEXT, text_sha256 TEXT, marks TEXT NOT NULL);"
 )
 _SCHEMA = (
     "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
@@ -1226,8 +1236,15 @@ def _write_segment(
                 )
                 if doc.text is not None or doc.marks:
                     db.execute(
-                        "INSERT INTO extracted VALUES (?, ?, ?, ?, ?)",
-                        (doc.id, doc.format, doc.extractor, doc.text, json.dumps(doc.marks)),
+                        "INSERT INTO extracted VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            doc.id,
+                            doc.format,
+                            doc.extractor,
+                            doc.text,
+                            None if doc.text is None else sha256_bytes(doc.text.encode("utf-8")),
+                            json.dumps(doc.marks),
+                        ),
                     )
                 texts.extend(
                     embedding_text(doc.title, r[3], settings.embed_titles) for r in doc.rows
