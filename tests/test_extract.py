@@ -375,3 +375,27 @@ def test_running_lines_hyphens_and_paragraph_joins():
         "Short heading",
         f"{long} tail",
     ]
+
+
+def test_a_build_without_extracted_texts_is_extended_with_a_pdf(
+    settings, fake_embedder, pdf_bytes, monkeypatch
+):
+    """A format-3 chunk store has no ``extracted`` table: it still loads, and the next
+    incremental build (linking, copying or merging its segment) adds a PDF with its text."""
+    import assistant.index as index
+
+    write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
+    monkeypatch.setattr(index, "_SCHEMA", index._SCHEMA.replace(index._EXTRACTED, ""))
+    build_index(settings, embedder=fake_embedder)
+    old = Retriever(settings, embedder=fake_embedder).index
+    assert not old.segments[0].has_extracted and old.stored("news.txt") is None
+    monkeypatch.undo()
+    write(settings, "manual.pdf", pdf_bytes)
+    build_index(settings, embedder=fake_embedder)
+    for i in range(4):  # merges copy the old chunk store and append to it
+        write(settings, f"n{i}.txt", f"Walrus {i} sleeps on the ice floe number {i}.")
+        build_index(settings, embedder=fake_embedder)
+    retriever = Retriever(settings, embedder=fake_embedder)
+    answer = ask("What lamp does the northern beacon use?", settings=settings, retriever=retriever)
+    assert answer.citations[0].locator == "p. 17"
+    assert verify_citation(answer.citations[0], settings.seeds_dir)
