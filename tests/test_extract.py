@@ -114,6 +114,7 @@ def test_the_four_documents_are_indexed_and_cited_with_page_and_heading(real_see
     rows = index.chunk_rows(range(index.size))
     texts = [r[3] for r in rows.values()]
     assert not any(D.HEADER in t or re.search(r"Page \d+ of 30", t) for t in texts)
+    assert not any(word in t for t in texts for word in D.NAV_WORDS)  # HTML boilerplate
     docs = index.manifest["documents"]
     assert docs["manual.pdf"]["format"] == "pdf" and docs["manual.pdf"]["pages"] == 30
     assert docs["handbook.docx"]["extractor"].startswith("docx/1 python-docx")
