@@ -566,10 +566,16 @@ def build_app(settings: Settings | None = None) -> Any:
     def cancel_delete() -> tuple:
         return "", gr.Row(visible=False)
 
-    def choices() -> Any:
+    def choices() -> list[str]:
         from .documents import seed_documents
 
-        return gr.Dropdown(choices=sorted(seed_documents(settings)), value=None)
+        return sorted(seed_documents(settings))
+
+    def asker(doc_id: str) -> Any:
+        def handler() -> tuple:
+            return (doc_id, *ask_delete(doc_id))
+
+        return handler
 
     # -- API endpoints (data in, data out) --------------------------------------------------
 
@@ -638,11 +644,30 @@ def build_app(settings: Settings | None = None) -> Any:
                 upload_msg = gr.Markdown(elem_id="upload-message", latex_delimiters=[])
                 rebuild_btn = gr.Button("Build the index", variant="primary", elem_id="rebuild")
                 build_log = gr.Markdown(elem_id="build-log", latex_delimiters=[])
-                with gr.Row():
-                    to_delete = gr.Dropdown(
-                        label="Document to delete", choices=[], elem_id="delete-choice", scale=4
-                    )
-                    delete_btn = gr.Button("Delete…", variant="stop", elem_id="delete", scale=1)
+                to_delete = gr.State(None)  # the document whose Delete… was pressed
+                doc_ids = gr.State([])
+                gr.Markdown("**Files in the seeds folder**")
+
+                @gr.render(inputs=doc_ids)
+                def document_rows(ids: list) -> None:
+                    for doc_id in ids or []:
+                        with gr.Row(elem_classes=["doc-row"], equal_height=True):
+                            gr.HTML(f"<code>{_esc(doc_id)}</code>", padding=False)
+                            button = gr.Button(
+                                "Delete…",
+                                variant="stop",
+                                size="sm",
+                                scale=0,
+                                min_width=90,
+                                elem_classes=["delete-doc"],
+                            )
+                        button.click(
+                            asker(doc_id),
+                            None,
+                            [to_delete, delete_msg, confirm_row],
+                            api_visibility="private",
+                        )
+
                 delete_msg = gr.Markdown(elem_id="delete-message", latex_delimiters=[])
                 with gr.Row(visible=False) as confirm_row:
                     confirm_btn = gr.Button(
@@ -652,8 +677,7 @@ def build_app(settings: Settings | None = None) -> Any:
 
         hidden = {"api_visibility": "private"}
         panel = [status, fix, documents, examples]
-        demo.load(refresh, None, panel, **hidden).then(choices, None, to_delete, **hidden)
-        delete_btn.click(ask_delete, to_delete, [delete_msg, confirm_row], **hidden)
+        demo.load(refresh, None, panel, **hidden).then(choices, None, doc_ids, **hidden)
         cancel_btn.click(cancel_delete, None, [delete_msg, confirm_row], **hidden)
         confirm_btn.click(do_delete, to_delete, [delete_msg, confirm_row], **hidden).then(
             rebuild,
@@ -662,7 +686,7 @@ def build_app(settings: Settings | None = None) -> Any:
             concurrency_limit=1,
             concurrency_id="build",
             **hidden,
-        ).then(choices, None, to_delete, **hidden)
+        ).then(choices, None, doc_ids, **hidden)
         chat_io = {"inputs": [question, chatbot, turns], "outputs": [question, chatbot, turns]}
         question.submit(respond, **chat_io, concurrency_limit=4, **hidden)
         send.click(respond, **chat_io, concurrency_limit=4, **hidden)
@@ -673,7 +697,7 @@ def build_app(settings: Settings | None = None) -> Any:
         )
         upload.upload(add_document, upload, [upload_msg, upload], **hidden).then(
             refresh, None, panel, **hidden
-        ).then(choices, None, to_delete, **hidden)
+        ).then(choices, None, doc_ids, **hidden)
         for button in (fix, rebuild_btn):
             button.click(
                 rebuild,
@@ -683,7 +707,7 @@ def build_app(settings: Settings | None = None) -> Any:
                 concurrency_id="build",
                 show_progress="minimal",
                 **hidden,
-            ).then(choices, None, to_delete, **hidden)
+            ).then(choices, None, doc_ids, **hidden)
         gr.api(api_ask, api_name="ask", concurrency_limit=4)
         gr.api(api_retrieve, api_name="retrieve", concurrency_limit=4)
     return demo

@@ -293,9 +293,11 @@ def test_pdf_upload_page_link_duplicate_and_delete(page, server, tmp_path):
     )
     assert sorted(p.name for p in server["seeds"].glob("*.pdf")) == ["Field-manual.pdf"]
 
-    page.locator("#delete-choice input").click()
-    page.get_by_role("option", name="Field-manual.pdf").click()
-    page.click("#delete")
+    row = page.locator(".doc-row", has_text="Field-manual.pdf")
+    files = [p for p in server["seeds"].iterdir() if not p.name.startswith(".")]
+    expect(page.locator(".doc-row")).to_have_count(len(files))  # a Delete… per file in seeds/
+    _shot(page, "browser-10-documents-panel.png")
+    row.locator("button.delete-doc").click()
     expect(page.locator("#delete-message .confirm")).to_contain_text("Field-manual.pdf")
     page.click("#confirm-delete")
     expect(page.locator("#delete-message .upload-ok")).to_contain_text("Deleted")
