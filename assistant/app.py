@@ -24,6 +24,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from .answer.render import split_quote
 from .config import Settings
 from .documents import DocumentError, add_document_route, check_document, find_duplicate
 from .errors import AssistantError
@@ -94,7 +95,8 @@ def render_citation(c: Citation, open_: bool = False) -> str:
         f'<details class="excerpt"{" open" if open_ else ""}>'
         f'<summary><span class="cite">[{c.n}]</span> <b>{_esc(c.title)}</b> '
         f'<span class="where">{_esc(c.source)} · {where}chars {c.start}-{c.end}</span></summary>'
-        f'<div class="passage">{_esc(before)}<mark class="quote">{_esc(quote)}</mark>'
+        f'<div class="passage">{_esc(before)}<mark class="quote">'
+        f"{_quote_html(c) if quote == c.quote else _esc(quote)}</mark>"
         f"{_esc(after)}</div>{render_file_links(c.source, c.page)}</details>"
     )
 
@@ -120,6 +122,12 @@ def render_file_links(doc_id: str, page: int | None = None) -> str:
     return f'<div class="files">{" · ".join(links)}</div>'
 
 
+def _quote_html(c: Citation) -> str:
+    """The quote, escaped, with the answering phrase (when located) in bold."""
+    before, phrase, after = split_quote(c)
+    return _esc(before) + (f"<b>{_esc(phrase)}</b>{_esc(after)}" if phrase else "")
+
+
 def render_match(p: Passage) -> str:
     """A closest match shown under an abstention (no quote to highlight)."""
     return (
@@ -141,10 +149,16 @@ def render_answer(answer: Answer) -> str:
         )
     else:
         mode = _esc(answer.mode)
+        text = _markers(_esc(answer.text))
+        if answer.mode == "extractive" and answer.kind == "fact":
+            text = " ".join(
+                f'“{_quote_html(c)}” <span class="cite">[{c.n}]</span>' for c in answer.citations
+            )
         parts.append(
-            f'<div class="answer answer-final mode-{mode}">'
-            f'<p class="answer-text">{_markers(_esc(answer.text))}</p>'
+            f'<div class="answer answer-final mode-{mode}"><p class="answer-text">{text}</p>'
         )
+        if answer.kind == "fact" and answer.mode == "extractive":
+            parts.append(f'<p class="confidence">confidence {answer.confidence:.0%}</p>')
     if answer.query and answer.question and answer.query != answer.question:
         parts.append(f'<p class="searched">searched for: {_esc(answer.query)}</p>')
     for notice in answer.notices:

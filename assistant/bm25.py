@@ -17,7 +17,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-BM25_PARAMS = {"k1": 1.2, "b": 0.75, "stemmer": "english", "stopwords": "en"}
+# Every run of word characters is a term, one character long included: "batch 3" and "batch 2"
+# must differ, and bm25s's default pattern (two characters or more) drops "3", "x" and "B".
+# Recorded in the manifest; an index built with other parameters is rebuilt, not mixed.
+BM25_PARAMS = {
+    "k1": 1.2,
+    "b": 0.75,
+    "stemmer": "english",
+    "stopwords": "en",
+    "token_pattern": r"(?u)\b\w+\b",
+}
 BM25_ARRAYS = ("indptr", "docs", "tfs", "lengths")
 
 _stemmer = None
@@ -47,6 +56,7 @@ def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
         _stemmer = Stemmer.Stemmer(BM25_PARAMS["stemmer"])
     return bm25s.tokenize(
         list(texts),
+        token_pattern=BM25_PARAMS["token_pattern"],
         stopwords=BM25_PARAMS["stopwords"],
         stemmer=_stemmer,
         return_ids=False,
@@ -403,3 +413,65 @@ class Bm25Postings:
             np.concatenate(tfs)[order].astype(np.uint16),
             np.concatenate(lengths) if lengths else np.zeros(0, np.float32),
         )
+
+
+class Speller:
+    """Corrects query terms that are not in the index vocabulary to the nearest term that is.
+
+    A stemmed query term unknown to every segment is replaced by the vocabulary term within
+    edit distance (a swap of two neighbours counts as one edit) 1 (terms of 4-6 characters) or 2 (7 and more), the most frequent one
+    among the closest (rapidfuzz does the matching). Digits and terms under 4 characters are
+    never changed: "batch 3" must not become "batch 2". Built lazily, once per loaded build.
+    """
+
+    MIN_CHARS = 4
+
+    def __init__(self, parts: Sequence[Bm25Postings]) -> None:
+        self._parts = list(parts)
+        self._by_length: dict[int, list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def known(self, term: str) -> bool:
+        return any(term in p.vocab_dict for p in self._parts)
+
+    def _index(self) -> dict[int, list[str]]:
+        with self._lock:
+            if self._by_length is None:
+                by_length: dict[int, set[str]] = {}
+                for p in self._parts:
+                    for t in p.vocab:
+                        by_length.setdefault(len(t), set()).add(t)
+                self._by_length = {n: sorted(ts) for n, ts in by_length.items()}
+            return self._by_length
+
+    def correct(self, term: str) -> str | None:
+        """The vocabulary term ``term`` is probably a misspelling of, or None."""
+        if len(term) < self.MIN_CHARS or any(ch.isdigit() for ch in term) or self.known(term):
+            return None
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        limit = 1 if len(term) <= 6 else 2
+        best: tuple[int, int, str] | None = None  # (distance, -df, term)
+        index = self._index()
+        for n in range(len(term) - limit, len(term) + limit + 1):
+            choices = index.get(n)
+            if not choices:
+                continue
+            for choice, dist, _ in process.extract(
+                term, choices, scorer=OSA.distance, score_cutoff=limit, limit=8
+            ):
+                key = (int(dist), -sum(p.df(choice) for p in self._parts), choice)
+                if best is None or key < best:
+                    best = key
+        return best[2] if best else None
+
+    def correct_all(self, terms: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """``terms`` with misspellings replaced, and what was replaced by what."""
+        out, changed = [], {}
+        for t in terms:
+            fixed = changed.get(t) or self.correct(t)
+            if fixed:
+                changed[t] = fixed
+            out.append(fixed or t)
+        return out, changed

@@ -118,11 +118,17 @@ class Settings(BaseSettings):
     answer_sentences: int = Field(
         2, ge=1, description="At most this many quoted sentences in an extractive answer."
     )
+    answer_scorer: Literal["fitted", "lexical"] = Field(
+        "fitted",
+        description="How candidate sentences are scored: `fitted` (the fitted model over the "
+        "embedder's cosine, key-term coverage, answer type, passage rank and more) or `lexical` "
+        "(the same model's cheap stage only: nothing embedded, faster, less accurate).",
+    )
     abstain_threshold: float = Field(
-        0.38,
-        description="Evidence score (0.55 x cosine + 0.45 x key-term coverage of the best "
-        "sentence) under which the assistant says the documents do not answer; calibrated on "
-        "SQuAD by benchmarks/answers.py (see BENCHMARKS.md).",
+        0.49,
+        description="Confidence (the fitted probability that the best evidence answers, 0-1) "
+        "under which the assistant says the documents do not answer; chosen from the curve by "
+        "benchmarks/fit_reader.py (see BENCHMARKS.md).",
     )
 
     # --- optional generative mode ------------------------------------------------------------

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .bm25 import BM25_ARRAYS, BM25_PARAMS, Bm25Postings, Bm25Stats, bm25_tokens
+from .bm25 import BM25_ARRAYS, BM25_PARAMS, Bm25Postings, Bm25Stats, Speller, bm25_tokens
 from .chunking import Chunker
 from .config import Settings
 from .corpus import Corpus, load_corpus, seed_files, sha256_bytes
@@ -117,6 +117,10 @@ def check_compatible(manifest: dict, settings: Settings) -> None:
         raise IncompatibleIndexError(
             f"index was built with model {manifest.get('model')!r} but ASSISTANT_MODEL is "
             f"{settings.model!r}; {FIX}"
+        )
+    if manifest.get("bm25", BM25_PARAMS) != BM25_PARAMS:
+        raise IncompatibleIndexError(
+            f"index was built with other BM25 tokenizer settings ({manifest.get('bm25')!r}); {FIX}"
         )
     built = manifest.get("chunking", {})
     wanted = settings.chunk_params()
@@ -439,6 +443,7 @@ class LoadedIndex:
         self.size = int(manifest["counts"]["chunks"])
         self._by_name = {s.name: s for s in segments}
         self._stored: dict[str, Stored | None] = {}
+        self.speller = Speller([s.bm25 for s in segments])
 
     def stored(self, doc_id: str) -> Stored | None:
         """The document's stored extraction (text for PDF/DOCX/HTML/EPUB, section marks), or
@@ -494,6 +499,11 @@ class LoadedIndex:
             head = [pages[-1], head[0]]
         return tuple(head + [m for m in record.marks if start < m[0] < end])
 
+    def query_terms(self, query: str) -> tuple[list[str], dict[str, str]]:
+        """The BM25 terms of ``query``, misspellings corrected against the vocabulary, and the
+        corrections made (``{typed: corrected}``)."""
+        return self.speller.correct_all(bm25_tokens([query])[0])
+
     @property
     def faiss(self) -> faiss.Index:
         """The first (largest) segment's FAISS index: all of them in a one-segment build."""
@@ -548,7 +558,7 @@ class LoadedIndex:
         n = min(n, self.size)
         if n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        tokens = bm25_tokens([query])[0]
+        tokens = self.query_terms(query)[0]
         if len(self.segments) == 1:
             return self.segments[0].bm25.top(tokens, n)
         stats = Bm25Stats.over([s.bm25 for s in self.segments], tokens)
@@ -558,6 +568,46 @@ class LoadedIndex:
                 scores, ids = seg.bm25.top(tokens, min(n, seg.size), stats)
                 parts.append((scores, ids + seg.first))
         return _top(parts, n)
+
+    def _query_all(self, sql: str, args: tuple = ()) -> list[tuple[Segment, tuple]]:
+        out = []
+        for seg in self.segments:
+            try:
+                with self._db_lock:
+                    rows = seg.db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise CorruptIndexError(f"{seg.path / CHUNKS}: {exc}; {FIX_FULL}") from exc
+            out.extend((seg, r) for r in rows)
+        return out
+
+    def documents(self) -> dict[str, str]:
+        """``{document id: title}`` of every document in the build."""
+        return {r[0]: r[1] for _, r in self._query_all("SELECT id, title FROM documents")}
+
+    def document_chunks(self, doc_id: str) -> dict[int, tuple[str, int, int, str, str]]:
+        """``{chunk id: (doc_id, start, end, text, title)}`` of one document, in text order."""
+        sql = (
+            "SELECT c.id, c.doc_id, c.start, c.end, c.text, d.title FROM chunks c "
+            "JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.start"
+        )
+        rows = self._query_all(sql, (doc_id,))
+        rows.sort(key=lambda sr: sr[1][2])
+        return {seg.first + r[0]: (r[1], r[2], r[3], r[4], r[5]) for seg, r in rows}
+
+    def vectors(self, ids: Iterable[int]) -> np.ndarray:
+        """The stored vectors of these chunk ids (read back from FAISS), in order."""
+        import faiss
+
+        out = []
+        for cid in ids:
+            s_no = int(np.searchsorted(self._firsts, int(cid), side="right") - 1)
+            seg = self.segments[s_no]
+            try:
+                out.append(seg.faiss.reconstruct(int(cid) - seg.first))
+            except RuntimeError:  # an IVF index needs its direct map first
+                faiss.extract_index_ivf(seg.faiss).make_direct_map()
+                out.append(seg.faiss.reconstruct(int(cid) - seg.first))
+        return np.stack(out) if out else np.zeros((0, self.manifest["dim"]), np.float32)
 
     def document_frequencies(self, terms: Iterable[str]) -> dict[str, int]:
         """How many chunks of the build contain each term (all segments)."""

@@ -82,13 +82,18 @@ class Citation:
     passage_end: int
     page: int | None = None
     locator: str | None = None
+    answer_start: int | None = None  # the answering phrase inside the quote, when located
+    answer_end: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def quoting(cls, n: int, passage: Passage, start: int, end: int) -> Citation:
-        """Citation ``[n]`` of the source span ``[start:end]``, which lies inside ``passage``."""
+    def quoting(
+        cls, n: int, passage: Passage, start: int, end: int, span: tuple[int, int] | None = None
+    ) -> Citation:
+        """Citation ``[n]`` of the source span ``[start:end]``, which lies inside ``passage``
+        (``span``: the answering phrase, as source offsets inside the quote)."""
         return cls(
             n=n,
             source=passage.source,
@@ -101,6 +106,8 @@ class Citation:
             passage_end=passage.end,
             page=passage.where(start)[0],
             locator=passage.where(start)[1],
+            answer_start=span[0] if span else None,
+            answer_end=span[1] if span else None,
         )
 
 
@@ -130,10 +137,12 @@ class Answer:
     abstained: bool
     query: str
     question: str = ""
-    evidence_score: float = 0.0
+    evidence_score: float = 0.0  # the abstention model's input summary: the best sentence score
     mode: str = "extractive"
     notices: list[str] = field(default_factory=list)
     dropped_citations: int = 0
+    confidence: float = 0.0  # fitted probability (0-1) that the quoted evidence answers
+    kind: str = "fact"  # "fact", "summary" or "metadata"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

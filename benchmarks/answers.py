@@ -8,22 +8,29 @@ normal pipeline). Questions are a fixed random sample:
 - ``--split tune``: 1,000 other questions (``random.Random(40)`` over the rest), used to tune
   the sentence-score weights and the abstention threshold, so the reported sample is unseen.
 
-Per question, ``ask()`` runs once with abstention disabled; its ``evidence_score`` then says
-what every threshold would do (``ask`` abstains exactly when ``evidence_score < threshold``), so
-the curve and the figures at the configured ``abstain_threshold`` come from the same run.
+Per question, ``ask()`` runs once with abstention disabled; its ``confidence`` then says what
+every threshold would do (``ask`` abstains exactly when ``confidence < threshold``), so the curve
+and the figures at the configured ``abstain_threshold`` come from the same run. The reader's
+models were fitted by ``benchmarks/fit_reader.py`` on questions outside the reported sample.
 
 - answer hit: a gold answer string (lower-cased, spaces collapsed) is inside a quoted sentence;
 - excerpt hit: a gold answer string is inside a cited excerpt (the passage shown around a quote);
   an abstention counts as a miss for both;
 - citation verification failures: citations dropped by ``ask`` plus any returned citation whose
   quote or passage differs from the file on disk (re-read here independently);
-- latency: ``ask()`` and ``retrieve()`` (``Retriever.search`` with the same k) timed in the same
-  process on separate retrievers (so neither reuses the other's cached query vector), after a
-  warm-up on questions outside both samples;
+- latency: ``ask()``, ``retrieve()`` (``Retriever.search`` with the same k) and a raw
+  ``model.encode([question])`` timed in the same process, ``ask`` and ``retrieve`` on separate
+  retrievers (so neither reuses the other's cached query vector), after a warm-up on questions
+  outside both samples;
 - leave-one-article-out (LOO) abstention: for held-out articles (10 for ``report``, chosen by
   ``random.Random(4)``; 6 others for ``tune``), an index of the other 47 (made from a copy of the
   full index by an incremental build: only removal, nothing re-embedded) answers the held-out
   article's questions (up to ``--loo-max`` each, seeded); they should abstain.
+
+Then, unless ``--no-extra``: SQuAD 2.0 (the report half of the shared part: odd-numbered
+articles, indexed on their own), typo'd questions (``answer_sets.with_typos``), follow-ups and
+standalone questions after an unrelated turn, and summaries of every article
+(``benchmarks/answer_extra.py``).
 
 Run: ``.venv/bin/python -m benchmarks.answers`` (add ``--split tune`` for the tuning sample).
 """
@@ -117,7 +124,7 @@ def run(
         records.append(
             {
                 "id": q["_id"],
-                "evidence": answer.evidence_score,
+                "confidence": answer.confidence,
                 "answer_hit": answer_hit,
                 "excerpt_hit": excerpt_hit,
                 "sentences": len(answer.citations),
@@ -133,6 +140,19 @@ def run(
                 file=sys.stderr,
             )
     return records
+
+
+def encode_p50(settings, texts: list[str]) -> float:
+    """p50 ms of a raw ``model.encode([text])`` (the model ``ask`` uses, same process)."""
+    from assistant.embedder import get_embedder
+
+    model = get_embedder(settings.model)._model
+    times = []
+    for text in texts:
+        t0 = time.perf_counter()
+        model.encode([text], normalize_embeddings=True, convert_to_numpy=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return percentiles(times)[0]
 
 
 def loo_index(article: str, full_settings):
@@ -153,7 +173,7 @@ def loo_index(article: str, full_settings):
 
 def at_threshold(records: list[dict], t: float) -> dict:
     n = len(records)
-    answered = [r for r in records if r["evidence"] >= t]
+    answered = [r for r in records if r["confidence"] >= t]
     return {
         "abstained": (n - len(answered)) / n,
         "answer_hit": sum(r["answer_hit"] for r in answered) / n,
@@ -167,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N sampled questions only")
     parser.add_argument("--loo-max", type=int, default=100, help="questions per held-out article")
     parser.add_argument("--no-loo", action="store_true")
+    parser.add_argument("--no-extra", action="store_true", help="skip SQuAD 2.0, typos, ...")
+    parser.add_argument("--extra-n", type=int, default=500, help="questions per extra set")
     parser.add_argument(
         "--threads",
         type=int,
@@ -214,9 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     n = len(normal)
     ask_p50, ask_p95 = percentiles([r["ask_s"] * 1000 for r in normal])
     ret_p50, ret_p95 = percentiles([r["search_s"] * 1000 for r in normal])
+    enc_p50 = encode_p50(settings, [q["text"] for q in chosen[:300]])
     here = at_threshold(normal, threshold)
     failures = sum(r["failures"] for r in normal) + sum(r["failures"] for r in loo)
-    answered = [r for r in normal if r["evidence"] >= threshold]
+    answered = [r for r in normal if r["confidence"] >= threshold]
     print(f"\n## SQuAD v1.1 dev answers ({args.split} split, {n} questions)\n")
     print(
         f"machine: {machine_note()}, torch threads {args.threads}; abstain_threshold = {threshold}"
@@ -241,6 +264,11 @@ def main(argv: list[str] | None = None) -> None:
         ["ask() p50 / p95 ms", f"{ask_p50:.1f} / {ask_p95:.1f}"],
         ["retrieve() p50 / p95 ms", f"{ret_p50:.1f} / {ret_p95:.1f}"],
         ["ask p50 / retrieve p50", round(ask_p50 / ret_p50, 2)],
+        ["raw model.encode([question]) p50 ms", f"{enc_p50:.1f}"],
+        [
+            "ask p50 / encode p50, ask p95 / encode p50",
+            f"{ask_p50 / enc_p50:.2f} / {ask_p95 / enc_p50:.2f}",
+        ],
         ["sentences embedded / served from cache", f"{embedded} / {cached}"],
     ]
     if loo:
@@ -258,11 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             "\nAbstention curve (threshold: LOO abstained / answerable wrongly abstained / answer hit / excerpt hit)\n"
         )
-        lo = min(r["evidence"] for r in normal + loo)
-        hi = max(r["evidence"] for r in normal + loo)
-        grid = sorted(
-            {round(x, 2) for x in [lo + (hi - lo) * i / 40 for i in range(41)]} | {threshold}
-        )
+        grid = sorted({round(i / 40, 3) for i in range(1, 40)} | {threshold})
         curve = []
         for t in grid:
             a, b = at_threshold(loo, t), at_threshold(normal, t)
@@ -289,7 +313,12 @@ def main(argv: list[str] | None = None) -> None:
     print("\nOff-topic questions on the default seeds/:")
     for q in OFF_TOPIC:
         answer = ask(q, settings=Settings())
-        print(f"- {q!r}: abstained={answer.abstained} (evidence {answer.evidence_score})")
+        print(f"- {q!r}: abstained={answer.abstained} (confidence {answer.confidence})")
+
+    if not args.no_extra:
+        from benchmarks.answer_extra import run_extra
+
+        run_extra(queries, chosen, normal, settings, ask_r, threshold, args.extra_n)
 
     out = CACHE / "squad" / f"answers-{args.split}.json"
     out.write_text(json.dumps({"normal": normal, "loo": loo, "threshold": threshold}))

@@ -140,3 +140,23 @@ _WS = re.compile(r"\s+")
 
 def normalize(text: str) -> str:
     return _WS.sub(" ", text).strip().lower()
+
+
+def squad2_articles() -> list[dict]:
+    """The 16 articles of the shared SQuAD 2.0 dev part 1, in the official JSON layout."""
+    with open(DATA / "squad2" / "dev-v2.0-part1.json", encoding="utf-8") as handle:
+        return json.load(handle)["data"]
+
+
+def squad2_seeds() -> Path:
+    """The SQuAD 2.0 part-1 articles as ``<article>.txt`` files (title, then its paragraphs)."""
+    root = CACHE / "squad2" / "all" / "seeds"
+    done = root / ".complete"
+    if done.exists():
+        return root
+    for article in squad2_articles():
+        title = article["title"].replace("_", " ")
+        body = "\n\n".join(p["context"].strip() for p in article["paragraphs"])
+        _write_if_changed(root / f"{article['title']}.txt", f"{title}\n\n{body}\n")
+    done.write_text("ok")
+    return root

@@ -15,6 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "seeds" / "kim-jong-un-party-congress.txt"
 
 
+# The fake embedder's cosines run lower than the real model's, and the fitted confidence with
+# them: tests on it abstain below this. The fitted threshold itself is measured with the real
+# model (tests marked ``model``, benchmarks/answers.py).
+FAKE_THRESHOLD = 0.3
+
+
 class FakeEmbedder:
     """Bag of hashed, lower-cased words: similar texts get similar vectors. Counts its calls."""
 
@@ -56,6 +62,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
     monkeypatch.setenv("ASSISTANT_SEEDS_DIR", str(seeds))
     monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "embeddings"))
     monkeypatch.setenv("ASSISTANT_MODEL", "fake")
+    monkeypatch.setenv("ASSISTANT_ABSTAIN_THRESHOLD", str(FAKE_THRESHOLD))
     return Settings()
 
 

@@ -340,7 +340,7 @@ def test_api_endpoints_via_gradio_client_and_live_reload(seeded, fake_model):
         )
         build_index(seeded)
         answer = client.predict(
-            "What colour was the Quill Island lighthouse painted?", api_name="/ask"
+            "When was the Quill Island lighthouse painted teal by nine volunteers?", api_name="/ask"
         )
         assert answer["citations"] and answer["citations"][0]["source"] == "quill.txt"
         assert "teal" in answer["citations"][0]["quote"]

@@ -24,10 +24,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from .chunking import split_sentences
-from .config import Settings
-from .errors import LLMError
-from .types import Answer, Citation, Passage
+from ..chunking import split_sentences
+from ..config import Settings
+from ..errors import LLMError
+from ..types import Answer, Citation, Passage
+from .citations import verify_citation
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,6 @@ def _support_sentence(passage: Passage, claims: list[str]) -> tuple[int, int]:
 
 def finish(text: str, extractive: Answer, settings: Settings) -> Answer:
     """The generated ``text`` checked: markers mapped to verified excerpts, uncited flagged."""
-    from .answer import verify_citation
-
     passages = extractive.passages
     text, removed = clean_markers(text, set(range(1, len(passages) + 1)))
     if not text:

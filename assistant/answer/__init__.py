@@ -1,0 +1,90 @@
+"""Answer a question from the retrieved passages with verified, cited quotes, or abstain.
+
+The default answer is extractive (no LLM, no network): the reader in ``reader.py`` quotes the
+sentence(s) of the top passages that fitted models score as holding the answer, each checked
+against its source, or abstains when the fitted confidence is too low. With an OpenAI-compatible
+endpoint configured, ``llm.py`` writes the answer from the same passages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from ..config import Settings
+from ..retrieval import Retriever, _check_query, get_retriever
+from ..types import Answer
+from .citations import verify_citation
+from .conversation import standalone_query
+from .llm import generate_answer, stream_answer
+from .metadata import metadata_question, metadata_spans
+from .reader import ABSTAIN_TEXT, answer, extractive_answer
+from .render import render_markdown, with_notice
+from .select import sentence_vectors
+
+stats = sentence_vectors.stats  # sentences embedded vs. served from the cache (benchmarks)
+
+
+def _prepare(
+    question: str,
+    history: Sequence | None,
+    settings: Settings | None,
+    retriever: Retriever | None,
+) -> tuple[Settings, Answer]:
+    settings = settings or (retriever.settings if retriever else Settings())
+    retriever = retriever or get_retriever(settings)
+    question = _check_query(question, 1)
+    return settings, answer(question, history, settings, retriever)
+
+
+def ask(
+    question: str,
+    history: Sequence[tuple[str, str]] | None = None,
+    settings: Settings | None = None,
+    retriever: Retriever | None = None,
+) -> Answer:
+    """Answer ``question`` (with the conversation so far in ``history``) from the index.
+
+    ``history`` is a list of ``(user, assistant)`` turns; a question that leans on them ("and
+    when was that?") is also searched as a standalone query built from them (``Answer.query``).
+    With an LLM endpoint configured, the LLM writes the answer from the same passages.
+    """
+    settings, result = _prepare(question, history, settings, retriever)
+    if settings.llm_enabled and not result.abstained and result.kind == "fact":
+        result = generate_answer(result, settings)
+    return result
+
+
+def ask_stream(
+    question: str,
+    history: Sequence[tuple[str, str]] | None = None,
+    settings: Settings | None = None,
+    retriever: Retriever | None = None,
+) -> Iterator[tuple[str, Answer | None]]:
+    """Yield ``(text_so_far, None)`` while the answer is produced, then ``(text, Answer)``.
+
+    With an LLM endpoint, the LLM's text is yielded as its tokens arrive. Extractive answers are
+    computed at once and revealed a few words at a time, so the chat behaves the same way.
+    """
+    settings, result = _prepare(question, history, settings, retriever)
+    if settings.llm_enabled and not result.abstained and result.kind == "fact":
+        yield from stream_answer(result, settings)
+        return
+    words = result.text.split(" ")
+    for i in range(1, len(words), 4):
+        yield " ".join(words[:i]), None
+    yield result.text, result
+
+
+__all__ = [
+    "ABSTAIN_TEXT",
+    "ask",
+    "ask_stream",
+    "extractive_answer",
+    "metadata_question",
+    "metadata_spans",
+    "render_markdown",
+    "standalone_query",
+    "stats",
+    "verify_citation",
+    "with_notice",
+]

@@ -1,0 +1,69 @@
+"""The decision to answer or abstain: a fitted probability that the best evidence answers.
+
+A logistic model over what the reader knows after ranking (the best sentence's fitted score
+and cosine, how much of the question the evidence and the whole corpus cover, the weight of
+the most informative term the evidence lacks, a missing answer type, typo corrections), fitted
+by ``benchmarks/fit_reader.py`` on answerable SQuAD questions against questions about an
+article left out of the index and SQuAD 2.0's unanswerable ones. ``Answer.confidence`` is this
+probability; the assistant abstains below ``ASSISTANT_ABSTAIN_THRESHOLD``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..types import Passage
+from .question import Question
+from .scorer import predict
+from .select import Candidate
+
+ABSTAIN_FEATURES = [
+    "best_score",  # the chosen sentence's fitted probability
+    "score_gap",  # its lead over the runner-up
+    "best_cosine",
+    "best_coverage",
+    "max_coverage",  # the best coverage of any candidate sentence
+    "passage_coverage",  # coverage of the chosen sentence's passage
+    "corpus_coverage",  # IDF-weighted share of the question's terms found in the index at all
+    "max_missing",  # weight of the heaviest term the chosen passage lacks
+    "top_dense",  # best dense (cosine) score among the passages
+    "type_missing",  # the question wants a number/date/name the chosen sentence lacks
+    "corrected",  # share of terms replaced by the speller
+    "log_terms",
+]
+
+
+def features(
+    question: Question,
+    ranked: list[Candidate],
+    cands: list[Candidate],
+    passages: list[Passage],
+) -> dict[str, float]:
+    if not ranked:
+        return {name: 0.0 for name in ABSTAIN_FEATURES}
+    best = ranked[0]
+    passage_terms = set().union(*(c.terms for c in cands if c.passage_index == best.passage_index))
+    dense = [p.dense_score for p in passages if p.dense_score is not None]
+    n_terms = len(question.terms)
+    return {
+        "best_score": best.score,
+        "score_gap": best.score - (ranked[1].score if len(ranked) > 1 else 0.0),
+        "best_cosine": best.features.get("cosine", 0.0),
+        "best_coverage": best.features.get("coverage", 0.0),
+        "max_coverage": max(c.features.get("coverage", 0.0) for c in cands),
+        "passage_coverage": best.features.get("passage_coverage", 0.0),
+        "corpus_coverage": question.coverage(set(question.known)),
+        "max_missing": question.max_missing(passage_terms),
+        "top_dense": max(dense) if dense else 0.0,
+        "type_missing": best.features.get("type_missing", 0.0),
+        "corrected": len(question.corrected) / n_terms if n_terms else 0.0,
+        "log_terms": math.log1p(n_terms),
+    }
+
+
+def confidence(feats: dict[str, float], weights: dict) -> float:
+    """P(the best evidence answers the question), from the fitted ``abstain`` model."""
+    x = np.array([[feats.get(n, 0.0) for n in ABSTAIN_FEATURES]])
+    return float(predict(weights["abstain"], x)[0])

@@ -1,0 +1,140 @@
+"""What a question asks for: its key terms (typos corrected against the index), their weights,
+the type of answer it wants, and whether it asks for a summary or about the title.
+
+The words that carry no content are scikit-learn's English stop-word list (question words,
+auxiliaries and pronouns among them), not a list of our own; the answer types are the English
+question phrases that name them ("how many", "when", "who", "where").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+from ..bm25 import bm25_tokens
+
+# Question phrase -> the kind of phrase that answers it.
+_WANTS = [
+    (
+        "number",
+        re.compile(
+            r"\bhow\s+(?:many|much|long|far|old|large|big|tall|high|often|fast)\b|\b(?:what|which)\s+(?:number|percentage|percent|amount|price|cost|size|age)\b",
+            re.I,
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"\bwhen\b|\b(?:what|which)\s+(?:year|date|day|month|decade|century|time)\b|\bhow\s+long\s+ago\b",
+            re.I,
+        ),
+    ),
+    (
+        "name",
+        re.compile(
+            r"\bwho(?:m|se)?\b|\bwhere\b|\b(?:what|which)\s+(?:country|city|state|town|place|company|organization|team|person|name)\b",
+            re.I,
+        ),
+    ),
+]
+_ABOUT_TITLE = re.compile(r"\b(?:title|headline|heading|called|named)\b", re.I)
+# Requests for an overview of a document rather than one fact in it.
+_SUMMARY = re.compile(
+    r"\b(?:summari[sz]e|summary|summarise|overview|outline|recap|tl;?\s*dr|gist|main\s+points?|"
+    r"key\s+(?:points?|takeaways?|facts)|highlights)\b|"
+    r"\bwhat\s+(?:is|are|was|'s)\s+(?:this|that|these|those|the|it)\b.*\babout\s*\??\s*$|"
+    r"^\s*what\s+(?:is|was)\s+it\s+about\b",
+    re.I,
+)
+
+
+class Vocabulary(Protocol):
+    """What the question needs from the index: corrections and document frequencies."""
+
+    size: int
+
+    def query_terms(self, query: str) -> tuple[list[str], dict[str, str]]: ...
+
+    def document_frequencies(self, terms: object) -> dict[str, int]: ...
+
+
+@lru_cache(maxsize=1)
+def _stop_stems() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    words = sorted(ENGLISH_STOP_WORDS)
+    return frozenset(t for terms in bm25_tokens(words) for t in terms)
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed terms of ``text`` that carry content (stop words dropped), in order."""
+    stop = _stop_stems()
+    return [t for t in bm25_tokens([text])[0] if t not in stop]
+
+
+def wanted_type(text: str) -> str | None:
+    """``number``, ``date`` or ``name`` when the question phrase asks for one."""
+    for kind, pattern in _WANTS:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+def is_summary_request(text: str) -> bool:
+    return bool(_SUMMARY.search(text))
+
+
+def idf(n: int, df: int) -> float:
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question, analysed once and shared by selection, abstention and summaries."""
+
+    text: str
+    terms: list[str]  # distinct content terms, corrected
+    weights: dict[str, float]  # IDF of each term in the index (unknown terms weigh the most)
+    corrected: dict[str, str] = field(default_factory=dict)
+    wanted: str | None = None
+    about_title: bool = False
+    words: frozenset[str] = frozenset()  # lower-cased words of the question, as typed
+    known: frozenset[str] = frozenset()  # terms found somewhere in the index
+
+    @property
+    def total_weight(self) -> float:
+        return sum(self.weights.values())
+
+    def coverage(self, present: set[str]) -> float:
+        """IDF-weighted share of the question's terms in ``present``."""
+        total = self.total_weight
+        return sum(w for t, w in self.weights.items() if t in present) / total if total else 0.0
+
+    def max_missing(self, present: set[str]) -> float:
+        """The largest weight among the terms missing from ``present``, over the total."""
+        total = self.total_weight
+        missing = [w for t, w in self.weights.items() if t not in present]
+        return max(missing) / total if missing and total else 0.0
+
+
+def analyze(text: str, vocabulary: Vocabulary) -> Question:
+    """Terms (typos corrected by the index's speller), their IDF, and the wanted answer type."""
+    raw = list(dict.fromkeys(content_terms(text)))
+    corrected_all, corrected = vocabulary.query_terms(" ".join(raw)) if raw else ([], {})
+    terms = list(dict.fromkeys(corrected_all))
+    n = max(vocabulary.size, 1)
+    dfs = vocabulary.document_frequencies(terms)
+    weights = {t: idf(n, dfs.get(t, 0)) for t in terms}
+    return Question(
+        text=text,
+        terms=terms,
+        weights=weights,
+        corrected=corrected,
+        wanted=wanted_type(text),
+        about_title=bool(_ABOUT_TITLE.search(text)),
+        words=frozenset(w.lower() for w in re.findall(r"\w+", text)),
+        known=frozenset(t for t in terms if dfs.get(t, 0) > 0),
+    )

@@ -1,0 +1,182 @@
+"""The extractive reader: from a question (and the conversation) to a cited answer or an
+abstention. It wires the parts; each decision lives in its own module:
+
+- ``conversation``: whether the question leans on the turns before it, and the standalone query;
+- retrieval of the raw question, fused with the standalone query's when one was made;
+- ``summary`` for summary requests, ``metadata`` for "who wrote it / when was it published";
+- ``select``: candidate sentences scored by the fitted models;
+- ``abstain``: the fitted probability that the best evidence answers, against the threshold;
+- ``citations``: every quote verified against its source before it is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ..config import Settings
+from ..types import Answer, Passage
+from . import abstain, select
+from .citations import verified_citations
+from .conversation import recent_turns, standalone_query
+from .metadata import metadata_candidates, metadata_question
+from .question import analyze, is_summary_request
+from .scorer import load_weights
+from .summary import pick_document, summarize
+
+log = logging.getLogger(__name__)
+
+ABSTAIN_TEXT = "The documents do not contain an answer to this question."
+SECOND_RATIO = 0.5  # a second quote (from another passage) must be at least half as likely
+FUSE_K = 60  # reciprocal rank fusion constant for the raw and the standalone query's passages
+
+
+def search(retriever, question: str, query: str, k: int) -> list[Passage]:
+    """Passages for the question; when a standalone query was made, both rankings are fused
+    (reciprocal rank), so a question that did not need the conversation keeps its passages."""
+    raw = retriever.search(question, k=k)
+    if query == question:
+        return raw
+    ctx = retriever.search(query, k=k)
+    scores: dict[tuple[str, int], float] = {}
+    by_key: dict[tuple[str, int], Passage] = {}
+    for ranking in (raw, ctx):
+        for r, p in enumerate(ranking, start=1):
+            key = (p.source, p.start)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (FUSE_K + r)
+            by_key.setdefault(key, p)
+    out: list[Passage] = []
+    for key in sorted(scores, key=lambda key: -scores[key]):
+        p = by_key[key]
+        if any(o.source == p.source and p.start < o.end and p.end > o.start for o in out):
+            continue  # the same evidence, cut differently by the other query
+        out.append(p)
+        if len(out) == k:
+            break
+    return out
+
+
+def answer(
+    question: str,
+    history: Sequence | None,
+    settings: Settings,
+    retriever,
+) -> Answer:
+    """The extractive answer to ``question`` (see the module docstring)."""
+    turns = recent_turns(history)
+    query = standalone_query(question, turns)
+    if is_summary_request(question):
+        return _summary(question, query, turns, settings, retriever)
+    passages = search(retriever, question, query, settings.answer_passages)
+    kind = metadata_question(question)
+    if kind and passages:
+        picks = metadata_candidates(kind, passages, settings.seeds_dir)
+        if picks:
+            return _answer(
+                question,
+                query,
+                passages,
+                [(*p, None) for p in picks],
+                1.0,
+                1.0,
+                settings,
+                "metadata",
+            )
+    return extractive_answer(question, query, passages, retriever, settings)
+
+
+def extractive_answer(
+    question: str, query: str, passages: list[Passage], retriever, settings: Settings
+) -> Answer:
+    """The best sentence(s) of ``passages`` for ``query``, quoted and verified, or an
+    abstention when the fitted confidence is under the threshold."""
+    if not passages:
+        return _abstain(question, query, passages, 0.0, 0.0)
+    weights = load_weights()
+    q = analyze(query, retriever.index)
+    vector = retriever.embed_query(query)
+    ranked, cands = select.rank(
+        q,
+        vector,
+        passages,
+        retriever.embedder,
+        retriever._build_name,
+        weights,
+        dense=settings.answer_scorer == "fitted",
+    )
+    # A title or heading line names the topic; it answers only a question about the title.
+    ranked = [c for c in ranked if q.about_title or not c.features.get("heading")]
+    if not ranked:
+        return _abstain(question, query, passages, 0.0, 0.0)
+    confidence = abstain.confidence(abstain.features(q, ranked, cands, passages), weights)
+    best = ranked[0].score
+    if confidence < settings.abstain_threshold:
+        return _abstain(question, query, passages, best, confidence)
+    chosen = [ranked[0]]
+    for c in ranked[1:]:
+        if len(chosen) >= settings.answer_sentences:
+            break
+        if c.score >= SECOND_RATIO * best and all(
+            c.passage_index != o.passage_index for o in chosen
+        ):
+            chosen.append(c)
+    picks = [(passages[c.passage_index], c.start, c.end, select.answer_span(q, c)) for c in chosen]
+    return _answer(question, query, passages, picks, best, confidence, settings, "fact")
+
+
+def _answer(question, query, passages, picks, evidence, confidence, settings, kind) -> Answer:
+    """The answer quoting ``picks`` (each verified first), or an abstention if none verifies."""
+    citations, dropped = verified_citations(picks, settings.seeds_dir)
+    if not citations:
+        return _abstain(
+            question,
+            query,
+            passages,
+            evidence,
+            confidence,
+            dropped=dropped,
+            notices=["the best evidence could not be verified against the source files"],
+        )
+    quotes = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
+    return Answer(
+        text=f"Summary of {citations[0].title}: {quotes}" if kind == "summary" else quotes,
+        citations=citations,
+        passages=passages,
+        abstained=False,
+        query=query,
+        question=question,
+        evidence_score=round(evidence, 4),
+        dropped_citations=dropped,
+        confidence=round(confidence, 4),
+        kind=kind,
+    )
+
+
+def _summary(question, query, turns, settings, retriever) -> Answer:
+    """3-5 central sentences of one document (see ``summary.py``); confidence 1 when found."""
+    # "What is this document about?" after a turn: the document that turn was about.
+    last = turns[-1][0].strip() if turns else ""
+    previous = [p.source for p in retriever.search(last, k=1)] if last else []
+    doc_id = pick_document(question, retriever, previous)
+    passages, picks = summarize(doc_id, retriever) if doc_id else ([], [])
+    if not picks:
+        return _abstain(question, query, passages, 0.0, 0.0)
+    return _answer(
+        question, query, passages, [(*p, None) for p in picks], 1.0, 1.0, settings, "summary"
+    )
+
+
+def _abstain(question, query, passages, evidence, confidence, dropped=0, notices=None) -> Answer:
+    return Answer(
+        text=ABSTAIN_TEXT,
+        citations=[],
+        passages=passages,
+        abstained=True,
+        query=query,
+        question=question,
+        evidence_score=round(evidence, 4),
+        dropped_citations=dropped,
+        notices=notices or [],
+        confidence=round(confidence, 4),
+        kind="fact",
+    )

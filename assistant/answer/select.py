@@ -1,0 +1,249 @@
+"""Candidate sentences of the retrieved passages, their features, and their fitted scores.
+
+Two fitted logistic models (``scorer.py``, weights in ``weights.json``) score every sentence of
+the top passages as "holds the answer":
+
+1. ``shortlist`` on cheap features (key-term coverage, the neighbours' coverage, passage rank and
+   score, answer-type match, heading flag, length): picks the few sentences worth embedding;
+2. ``sentence`` adds the embedder's cosine between question and sentence and rescores them.
+
+The features are computed here, and only here: ``benchmarks/fit_reader.py`` fits the weights on
+exactly what ``ask()`` computes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..bm25 import bm25_tokens
+from ..chunking import split_sentences
+from ..types import Passage
+from . import entities
+from .question import Question
+from .scorer import predict
+
+CHEAP_FEATURES = [
+    "coverage",  # IDF-weighted share of the question's terms in the sentence
+    "coverage_gap",  # coverage minus the best coverage among the candidates
+    "context",  # best coverage of the sentences next to it
+    "passage_coverage",  # coverage of the whole passage
+    "bigrams",  # share of the question's adjacent term pairs found adjacent
+    "rank",  # 1 / (1 + passage rank)
+    "passage_score",  # passage score relative to the best passage
+    "type_match",  # the question wants a number/date/name and the sentence has a new one
+    "type_missing",  # the question wants one and the sentence has none
+    "heading",  # a title or heading line
+    "novelty",  # share of the sentence's terms that are not the question's
+    "log_words",
+    "short",  # under five words
+]
+DENSE_FEATURES = ["cosine", "cosine_gap"]
+FEATURES = CHEAP_FEATURES + DENSE_FEATURES
+SHORTLIST = 10  # sentences embedded per question, at most
+_HEADING_END = re.compile(r"[.!?:;,\"'”’)\]]\s*$")
+
+
+@dataclass
+class Candidate:
+    passage_index: int
+    position: int  # sentence number inside its passage
+    start: int  # offsets in the source document
+    end: int
+    text: str
+    terms: set[str]
+    features: dict[str, float] = field(default_factory=dict)
+    prior: float = 0.0  # shortlist probability
+    score: float = 0.0  # probability that the sentence holds the answer
+    span: tuple[int, int] | None = None  # the answering phrase, as source offsets
+
+    def vector(self, names: list[str]) -> list[float]:
+        return [self.features.get(n, 0.0) for n in names]
+
+
+def is_heading(text: str, title: str) -> bool:
+    """A title or heading line: a Markdown heading, or a line that does not end like a sentence
+    and is the document's title or short."""
+    line = text.strip()
+    if not line:
+        return False
+    if line.startswith("#"):
+        return True
+    if "\n" in line or _HEADING_END.search(line):
+        return False  # it ends like a sentence: a one-line document's title is its content
+    return line.lower() == title.strip().lower() or len(line.split()) <= 12
+
+
+def candidates(question: Question, passages: list[Passage]) -> list[Candidate]:
+    """Every sentence of ``passages`` with its cheap features."""
+    out: list[Candidate] = []
+    spans_by_passage = [split_sentences(p.text) for p in passages]
+    texts = [p.text[a:b] for p, spans in zip(passages, spans_by_passage) for a, b in spans]
+    term_lists = bm25_tokens(texts) if texts else []
+    k = 0
+    for i, (passage, spans) in enumerate(zip(passages, spans_by_passage)):
+        for j, (a, b) in enumerate(spans):
+            out.append(
+                Candidate(i, j, passage.start + a, passage.start + b, texts[k], set(term_lists[k]))
+            )
+            k += 1
+    if not out:
+        return out
+    top_score = passages[0].score or 1.0
+    passage_terms = [
+        set().union(*(c.terms for c in out if c.passage_index == i)) for i in range(len(passages))
+    ]
+    bigrams = list(zip(question.terms, question.terms[1:]))
+    by_place = {(c.passage_index, c.position): c for c in out}
+    for c in out:
+        c.features["coverage"] = question.coverage(c.terms)
+    best_coverage = max(c.features["coverage"] for c in out)
+    for c in out:
+        f = c.features
+        before = by_place.get((c.passage_index, c.position - 1))
+        after = by_place.get((c.passage_index, c.position + 1))
+        f["coverage_gap"] = f["coverage"] - best_coverage
+        f["context"] = max(
+            before.features["coverage"] if before else 0.0,
+            after.features["coverage"] if after else 0.0,
+        )
+        f["passage_coverage"] = question.coverage(passage_terms[c.passage_index])
+        f["bigrams"] = _bigram_share(bigrams, c.text) if bigrams else 0.0
+        f["rank"] = 1.0 / (1 + c.passage_index)
+        f["passage_score"] = (passages[c.passage_index].score or 0.0) / top_score
+        heading = is_heading(c.text, passages[c.passage_index].title)
+        f["heading"] = float(heading)
+        if question.wanted:
+            found = entities.spans(c.text, question.wanted, question.words)
+            f["type_match"] = float(bool(found))
+            f["type_missing"] = float(not found)
+        words = len(c.text.split())
+        new = [t for t in c.terms if t not in question.weights]
+        f["novelty"] = len(new) / max(1, len(c.terms))
+        f["log_words"] = math.log1p(words)
+        f["short"] = float(words < 5)
+    return out
+
+
+def _bigram_share(bigrams: list[tuple[str, str]], text: str) -> float:
+    terms = bm25_tokens([text])[0]
+    pairs = set(zip(terms, terms[1:]))
+    return sum(1 for b in bigrams if b in pairs) / len(bigrams)
+
+
+def score_cheap(cands: list[Candidate], weights: dict) -> None:
+    if cands:
+        probs = predict(weights["shortlist"], np.array([c.vector(CHEAP_FEATURES) for c in cands]))
+        for c, p in zip(cands, probs):
+            c.prior = float(p)
+
+
+def score_dense(cands: list[Candidate], cosines: np.ndarray, weights: dict) -> None:
+    if not cands:
+        return
+    best = float(np.max(cosines))
+    for c, cos in zip(cands, cosines):
+        c.features["cosine"] = float(cos)
+        c.features["cosine_gap"] = float(cos) - best
+    probs = predict(weights["sentence"], np.array([c.vector(FEATURES) for c in cands]))
+    for c, p in zip(cands, probs):
+        c.score = float(p)
+
+
+def shortlist(cands: list[Candidate], n: int = SHORTLIST) -> list[Candidate]:
+    return sorted(cands, key=lambda c: c.prior, reverse=True)[:n]
+
+
+class SentenceVectors:
+    """Sentence vectors, embedded on demand and cached by (build, document, offsets)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.limit = limit
+        self.stats = {"embedded": 0, "cached": 0}
+
+    def get(self, embedder, build: str | None, keyed: list[tuple[tuple, str]]) -> np.ndarray:
+        """Vectors for ``[(key, text), ...]`` (key: source and offsets), in order."""
+        keys = [(build, *k) for k, _ in keyed]
+        with self._lock:
+            found = {k: self._cache[k] for k in keys if k in self._cache}
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        self.stats["embedded"] = self.stats.get("embedded", 0) + len(missing)
+        self.stats["cached"] = self.stats.get("cached", 0) + len(keys) - len(missing)
+        if missing:
+            vectors = embedder.embed([keyed[i][1] for i in missing], batch_size=len(missing))
+            with self._lock:
+                for i, vec in zip(missing, vectors):
+                    self._cache[keys[i]] = found[keys[i]] = vec
+                while len(self._cache) > self.limit:
+                    self._cache.popitem(last=False)
+        if not keys:
+            return np.zeros((0, 1), np.float32)
+        return np.stack([found[k] for k in keys])
+
+
+sentence_vectors = SentenceVectors()
+
+
+def rank_candidates(
+    cands: list[Candidate], weights: dict, cosines: Callable[[list[Candidate]], np.ndarray] | None
+) -> list[Candidate]:
+    """Score ``cands`` (cheap model), shortlist them, and rescore the shortlist with the
+    question-sentence cosines that ``cosines`` gives (None: the cheap score is the score)."""
+    score_cheap(cands, weights)
+    short = shortlist(cands)
+    if cosines is None:
+        for c in short:
+            c.score = c.prior
+    elif short:
+        score_dense(short, cosines(short), weights)
+    return sorted(short, key=lambda c: c.score, reverse=True)
+
+
+def rank(
+    question: Question,
+    query_vector: np.ndarray,
+    passages: list[Passage],
+    embedder,
+    build: str | None,
+    weights: dict,
+    dense: bool = True,
+) -> tuple[list[Candidate], list[Candidate]]:
+    """The scored shortlist, best first, and every candidate (with cheap features and priors).
+
+    With ``dense=False`` (the ``lexical`` scorer) nothing is embedded: the shortlist model's
+    probability is the score."""
+    cands = candidates(question, passages)
+
+    def cosines(short: list[Candidate]) -> np.ndarray:
+        keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in short]
+        return sentence_vectors.get(embedder, build, keyed) @ query_vector
+
+    return rank_candidates(cands, weights, cosines if dense else None), cands
+
+
+def answer_span(question: Question, cand: Candidate) -> tuple[int, int] | None:
+    """The phrase of the wanted type in the sentence that sits closest to the question's terms,
+    as source offsets (None when the question wants no type or the sentence has none)."""
+    if not question.wanted:
+        return None
+    found = entities.spans(cand.text, question.wanted, question.words)
+    if not found:
+        return None
+    anchors = [
+        m.start()
+        for m in re.finditer(r"\w+", cand.text)
+        if bm25_tokens([m.group(0)])[0][:1] and bm25_tokens([m.group(0)])[0][0] in question.weights
+    ]
+    if anchors:
+        a, b = min(found, key=lambda s: min(abs(s[0] - x) for x in anchors))
+    else:
+        a, b = found[0]
+    return cand.start + a, cand.start + b

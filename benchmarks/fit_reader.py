@@ -1,0 +1,288 @@
+"""Fit the reader's models and write ``assistant/answer/weights.json``.
+
+Run: ``.venv/bin/python -m benchmarks.fit_reader`` (about 20 minutes on 2 cores the first
+time; the candidates are cached under ``.cache/bench/reader-fit/``, so a refit takes seconds).
+
+Training data, all disjoint from what ``benchmarks/answers.py`` reports:
+
+- sentence models (``shortlist``, ``sentence``): SQuAD v1.1 dev questions outside the reported
+  2,000-question sample (``--train`` of them, seeded), asked against the index of the 48
+  articles; every sentence of the top passages is an example, labelled 1 when it contains a
+  gold answer string;
+- abstention model: the same questions (labelled 1 when a candidate sentence of the retrieved
+  passages holds a gold answer: the evidence answers), the questions of the 6 *tuning*
+  held-out articles asked against an index without their article (labelled 0), and SQuAD 2.0
+  part 1 questions of its even-numbered articles (unanswerable ones labelled 0, answerable ones
+  as above); the odd-numbered articles are left for the report. Features come from the
+  reader's own ranking with the sentence models just fitted, replayed on the cached candidates.
+
+The threshold is read off the fitted model's curve on the training data: the highest one that
+keeps wrongly abstained answerable questions under ``--max-false-abstain``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.answer_sets import squad2_questions
+from benchmarks.answers import article_of, loo_articles, loo_index, samples
+from benchmarks.common import (
+    CACHE,
+    DATA,
+    bench_settings,
+    ensure_index,
+    normalize,
+    read_jsonl,
+    squad2_seeds,
+    squad_seeds,
+)
+
+OUT = Path(__file__).resolve().parents[1] / "assistant" / "answer" / "weights.json"
+
+
+def examples(questions, settings, retriever, impossible: bool = False) -> list[dict]:
+    """Per question: its analysis, passages and every candidate with all features (the cosine
+    of every candidate, so any shortlist can be replayed), and each candidate's label."""
+    from assistant.answer import select
+    from assistant.answer.question import analyze
+
+    out = []
+    for q in questions:
+        passages = retriever.search(q["text"], k=settings.answer_passages)
+        question = analyze(q["text"], retriever.index)
+        cands = select.candidates(question, passages) if passages else []
+        if cands:
+            vec = retriever.embed_query(q["text"])
+            keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in cands]
+            cos = (
+                select.sentence_vectors.get(retriever.embedder, retriever._build_name, keyed) @ vec
+            )
+            for c, v in zip(cands, cos):
+                c.features["cosine"] = float(v)
+        golds = [normalize(a) for a in q["answers"]]
+        labels = [int(any(g in normalize(c.text) for g in golds)) for c in cands]
+        impossible_q = impossible or q.get("impossible", False)
+        out.append(
+            {
+                "q": q,
+                "question": question,
+                "passages": passages,
+                "cands": cands,
+                "labels": labels,
+                "impossible": impossible_q,
+            }
+        )
+    return out
+
+
+def cached(name: str, make):
+    """``make()``, pickled under the benchmark cache (delete the file to recompute)."""
+    path = CACHE / "reader-fit" / f"{name}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(value))
+    return value
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, names: list[str], c: float = 1.0) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=c, max_iter=2000)
+    model.fit((x - mean) / scale, y)
+    return {
+        "features": names,
+        "mean": mean.round(6).tolist(),
+        "scale": scale.round(6).tolist(),
+        "coef": model.coef_[0].round(6).tolist(),
+        "intercept": round(float(model.intercept_[0]), 6),
+    }
+
+
+def fit_trees(x: np.ndarray, y: np.ndarray, names: list[str], trees: int = 150) -> dict:
+    """Gradient-boosted trees (scikit-learn's histogram GBM), exported as plain node arrays."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(
+        max_iter=trees,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        early_stopping=False,
+        random_state=0,
+    )
+    model.fit(x, y)
+    exported = []
+    for (predictor,) in model._predictors:
+        nodes = predictor.nodes
+        exported.append(
+            {
+                "feature": np.where(nodes["is_leaf"], -1, nodes["feature_idx"]).tolist(),
+                "threshold": nodes["num_threshold"].tolist(),
+                "left": nodes["left"].tolist(),
+                "right": nodes["right"].tolist(),
+                "value": nodes["value"].round(8).tolist(),
+            }
+        )
+    out = {
+        "kind": "trees",
+        "features": names,
+        "baseline": float(np.ravel(model._baseline_prediction)[0]),
+        "trees": exported,
+    }
+    from assistant.answer.scorer import predict
+
+    check = predict(out, x[:2000])
+    assert np.allclose(check, model.predict_proba(x[:2000])[:, 1], atol=1e-4), "export differs"
+    return out
+
+
+def decisions(exs: list[dict], weights: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Abstention features from the reader's own ranking with ``weights`` (replayed on the
+    cached candidates), the label (1: the evidence holds the answer) and the top-1 hit."""
+    from assistant.answer import abstain, select
+
+    rows, labels, top_hits = [], [], []
+    for e in exs:
+        question, cands = e["question"], e["cands"]
+        ranked = select.rank_candidates(
+            cands, weights, lambda short: np.array([c.features["cosine"] for c in short])
+        )
+        keep = [c for c in ranked if question.about_title or not c.features.get("heading")]
+        feats = abstain.features(question, keep, cands, e["passages"])
+        label = dict(zip(map(id, cands), e["labels"]))
+        rows.append([feats[n] for n in abstain.ABSTAIN_FEATURES])
+        labels.append(int(not e["impossible"] and any(e["labels"])))
+        top_hits.append(int(not e["impossible"] and bool(keep) and label[id(keep[0])] == 1))
+    return np.array(rows), np.array(labels), np.array(top_hits)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=4000, help="SQuAD v1.1 training questions")
+    parser.add_argument("--loo-max", type=int, default=100)
+    parser.add_argument("--squad2-max", type=int, default=None, help="SQuAD 2.0 questions")
+    parser.add_argument("--model", choices=["logistic", "trees"], default="trees")
+    parser.add_argument("--max-false-abstain", type=float, default=0.04)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from assistant.answer.abstain import ABSTAIN_FEATURES
+    from assistant.answer.select import CHEAP_FEATURES, FEATURES
+    from assistant.embedder import get_embedder
+    from assistant.retrieval import Retriever
+
+    t0 = time.perf_counter()
+    queries = read_jsonl(DATA / "squad" / "queries.jsonl")
+    report = set(samples(queries)["report"])
+    rest = [i for i in range(len(queries)) if i not in report]
+    train = [queries[i] for i in random.Random(7).sample(rest, min(args.train, len(rest)))]
+    settings = bench_settings(squad_seeds())
+    get_embedder(settings.model)
+    torch.set_num_threads(2)
+    ensure_index(settings, progress=False)
+    retriever = Retriever(settings)
+    print(f"candidates of {len(train)} questions ...", file=sys.stderr)
+    ex = cached(f"squad-{args.train}", lambda: examples(train, settings, retriever))
+    held = loo_articles(queries)["tune"]
+
+    def loo_examples() -> list[dict]:
+        out = []
+        for k, article in enumerate(held):
+            qs = [q for q in queries if article_of(q) == article]
+            qs = random.Random(100 + k).sample(qs, min(args.loo_max, len(qs)))
+            loo_settings = loo_index(article, settings)
+            out += examples(qs, loo_settings, Retriever(loo_settings), impossible=True)
+        return out
+
+    loo = cached(f"loo-{args.loo_max}", loo_examples)
+
+    def squad2_examples() -> list[dict]:
+        s2 = bench_settings(squad2_seeds())
+        ensure_index(s2, progress=False)
+        return examples(squad2_questions(0)[: args.squad2_max], s2, Retriever(s2))
+
+    s2 = cached(f"squad2-{args.squad2_max}", squad2_examples)
+    print(f"  examples ready ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+
+    for e in ex:  # the cosine gap the reader computes over its shortlist, here over all
+        best = max((c.features["cosine"] for c in e["cands"]), default=0.0)
+        for c in e["cands"]:
+            c.features["cosine_gap"] = c.features["cosine"] - best
+    xs = np.array([c.vector(FEATURES) for e in ex for c in e["cands"]])
+    ys = np.array([y for e in ex for y in e["labels"]])
+    cheap = [FEATURES.index(n) for n in CHEAP_FEATURES]
+    fit = fit_trees if args.model == "trees" else fit_logistic
+    weights = {
+        "shortlist": fit(xs[:, cheap], ys, CHEAP_FEATURES),
+        "sentence": fit(xs, ys, FEATURES),
+    }
+    print(f"  {len(ys)} sentences, {ys.mean():.3f} positive", file=sys.stderr)
+
+    x_a, y_a, top_a = decisions(ex, weights)
+    x_l, y_l, _ = decisions(loo, weights)
+    x_s, y_s, top_s = decisions(s2, weights)
+    imp_s = np.array([e["impossible"] for e in s2])
+    x, y = np.vstack([x_a, x_l, x_s]), np.concatenate([y_a, y_l, y_s])
+    weights["abstain"] = fit(x, y, ABSTAIN_FEATURES)
+    print(f"  top-1 sentence hit on the training questions: {top_a.mean():.3f}", file=sys.stderr)
+
+    from assistant.answer.scorer import predict
+
+    p_a, p_l, p_s = (predict(weights["abstain"], m) for m in (x_a, x_l, x_s))
+    threshold = 0.05
+    curve = []
+    for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
+        false_abstain = float(np.mean(p_a < t))
+        curve.append(
+            (
+                float(t),
+                false_abstain,
+                float(np.mean(p_l < t)),
+                float(np.mean(p_s[imp_s] < t)),
+                float(np.mean((p_s[~imp_s] >= t) & (top_s[~imp_s] == 1))),
+            )
+        )
+        if false_abstain <= args.max_false_abstain:
+            threshold = float(t)
+    print(
+        "threshold | answerable abstained | LOO abstained | SQuAD2 impossible abstained | SQuAD2 answerable answered, top-1 hit"
+    )
+    for t, fa, lo, s2i, s2a in curve:
+        mark = " <- chosen" if t == threshold else ""
+        print(f"{t:.2f}{mark} | {fa:.3f} | {lo:.3f} | {s2i:.3f} | {s2a:.3f}")
+    weights["threshold"] = threshold
+    weights["fitted"] = {
+        "command": "python -m benchmarks.fit_reader " + " ".join(argv or sys.argv[1:]),
+        "squad_v1_questions": len(train),
+        "sentences": int(len(ys)),
+        "loo_articles": held,
+        "squad2_articles": "even-numbered of dev-v2.0-part1.json",
+        "decisions": int(len(y)),
+        "label": "1 when a candidate sentence of the retrieved passages holds a gold answer",
+        "max_false_abstain": args.max_false_abstain,
+    }
+    OUT.write_text(json.dumps(weights, indent=1) + "\n", encoding="utf-8")
+    for name in ("shortlist", "sentence", "abstain"):
+        m = weights[name]
+        if "coef" in m:
+            print(
+                f"\n{name}: " + ", ".join(f"{f} {c:+.2f}" for f, c in zip(m["features"], m["coef"]))
+            )
+    print(f"\nthreshold {threshold}; wrote {OUT} ({time.perf_counter() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
