@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         "(the same model's cheap stage only: nothing embedded, faster, less accurate).",
     )
     abstain_threshold: float = Field(
-        0.49,
+        0.35,
         description="Confidence (the fitted probability that the best evidence answers, 0-1) "
         "under which the assistant says the documents do not answer; chosen from the curve by "
         "benchmarks/fit_reader.py (see BENCHMARKS.md).",

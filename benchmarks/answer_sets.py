@@ -97,6 +97,7 @@ def squad2_questions(parity: int) -> list[dict]:
                         "text": qa["question"],
                         "answers": [a["text"] for a in qa["answers"]],
                         "impossible": qa.get("is_impossible", False),
+                        "article": article["title"],
                     }
                 )
     return out

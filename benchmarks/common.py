@@ -160,3 +160,17 @@ def squad2_seeds() -> Path:
         _write_if_changed(root / f"{article['title']}.txt", f"{title}\n\n{body}\n")
     done.write_text("ok")
     return root
+
+
+def squad2_single_seeds(title: str) -> Path:
+    """One SQuAD 2.0 part-1 article alone as a seeds folder: a small corpus, as a new user's."""
+    root = CACHE / "squad2" / f"single-{title}" / "seeds"
+    done = root / ".complete"
+    if done.exists():
+        return root
+    for article in squad2_articles():
+        if article["title"] == title:
+            body = "\n\n".join(p["context"].strip() for p in article["paragraphs"])
+            _write_if_changed(root / f"{title}.txt", f"{title.replace('_', ' ')}\n\n{body}\n")
+    done.write_text("ok")
+    return root

@@ -11,7 +11,7 @@ from assistant.answer import (
 )
 from assistant.index import build_index
 from assistant.retrieval import Retriever
-from tests.conftest import SEED, write
+from tests.conftest import write
 
 
 @pytest.fixture
@@ -148,15 +148,6 @@ def test_few_sentences_embedded_and_cached(seeded, fake_embedder):
     assert fake_embedder.texts_embedded == before  # sentences and query vector cached
 
 
-def test_off_topic_questions_abstain_on_the_seed_article(settings, fake_embedder):
-    write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
-    build_index(settings, embedder=fake_embedder)
-    r = Retriever(settings, embedder=fake_embedder)
-    for q in ["What is the capital of Australia?", "How do I bake sourdough bread?"]:
-        answer = ask(q, settings=settings, retriever=r)
-        assert answer.abstained and not answer.citations, (q, answer.confidence)
-
-
 # --------------------------------------------------------------------------- follow-ups
 
 
@@ -167,7 +158,8 @@ def test_follow_up_when_was_that(seeded, retriever):
             "“A Wednesday night military parade featured more than 14,000 troops” [1]",
         )
     ]
-    answer = ask("and when was that?", history=history, settings=seeded, retriever=retriever)
+    always = seeded.model_copy(update={"abstain_threshold": 0.0})  # fake embedder: not tested here
+    answer = ask("and when was that?", history=history, settings=always, retriever=retriever)
     assert answer.query.startswith("and when was that?") and "parade" in answer.query
     assert answer.question == "and when was that?"
     assert not answer.abstained and "Wednesday" in answer.citations[0].quote
@@ -217,7 +209,8 @@ def test_quotes_come_from_different_passages(seeded, retriever):
         "What did Kim say about nuclear talks with the U.S.?",
         "How many troops featured in the Wednesday night military parade?",
     ]:
-        answer = ask(q, settings=seeded, retriever=retriever)
+        always = seeded.model_copy(update={"abstain_threshold": 0.0})  # fake embedder
+        answer = ask(q, settings=always, retriever=retriever)
         assert 1 <= len(answer.citations) <= seeded.answer_sentences
         places = {(c.source, c.passage_start) for c in answer.citations}
         assert len(places) == len(answer.citations)

@@ -13,7 +13,7 @@ length of the conversation.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .question import content_terms
 
@@ -63,7 +63,9 @@ def leans_on_history(question: str) -> bool:
     return False
 
 
-def standalone_query(question: str, history: Sequence | None) -> str:
+def standalone_query(
+    question: str, history: Sequence | None, known: Callable[[str], bool] | None = None
+) -> str:
     """The question, plus what it refers to in the conversation when it leans on it.
 
     - A personal pronoun carries the names of the last turn (from its question, else the first
@@ -72,6 +74,8 @@ def standalone_query(question: str, history: Sequence | None) -> str:
       troops marched in the parade?" -> "and when was that? troops marched parade").
 
     Earlier turns are used when the last one has nothing to carry (a chain of follow-ups).
+    With ``known`` (is this stemmed term in the index?), only words the index knows are
+    carried: the others cannot point at the evidence.
     """
     question = question.strip()
     turns = recent_turns(history)
@@ -85,6 +89,8 @@ def standalone_query(question: str, history: Sequence | None) -> str:
         names = _names(user) or (_names(reply)[:1] if person else [])
         terms = names if person and names else [*names, *_key_words(user)]
         for term in terms:
+            if known is not None and not any(known(t) for t in content_terms(term)):
+                continue
             if any(w.lower() not in have for w in term.split()):
                 carried.append(term)
                 have.update(w.lower() for w in term.split())

@@ -1,8 +1,9 @@
 """What a question asks for: its key terms (typos corrected against the index), their weights,
 the type of answer it wants, and whether it asks for a summary or about the title.
 
-The words that carry no content are scikit-learn's English stop-word list (question words,
-auxiliaries and pronouns among them), not a list of our own; the answer types are the English
+The words that carry no content are scikit-learn's English stop-word list and NLTK's (as bm25s
+ships it: "does", "did" are only in that one), with question words, auxiliaries and pronouns
+among them, not a list of our own; the answer types are the English
 question phrases that name them ("how many", "when", "who", "where").
 """
 
@@ -63,9 +64,10 @@ class Vocabulary(Protocol):
 
 @lru_cache(maxsize=1)
 def _stop_stems() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    words = sorted(ENGLISH_STOP_WORDS)
+    words = sorted(set(ENGLISH_STOP_WORDS) | set(STOPWORDS_EN_PLUS))
     return frozenset(t for terms in bm25_tokens(words) for t in terms)
 
 
@@ -77,10 +79,17 @@ def content_terms(text: str) -> list[str]:
 
 def wanted_type(text: str) -> str | None:
     """``number``, ``date`` or ``name`` when the question phrase asks for one."""
+    return _wanted(text)[0]
+
+
+def _wanted(text: str) -> tuple[str | None, str]:
+    """The wanted answer type and the question without the phrase that asks for it (the
+    "long" of "how long" names the type of the answer, not a word to find)."""
     for kind, pattern in _WANTS:
-        if pattern.search(text):
-            return kind
-    return None
+        m = pattern.search(text)
+        if m:
+            return kind, text[: m.start()] + " " + text[m.end() :]
+    return None, text
 
 
 def is_summary_request(text: str) -> bool:
@@ -122,7 +131,8 @@ class Question:
 
 def analyze(text: str, vocabulary: Vocabulary) -> Question:
     """Terms (typos corrected by the index's speller), their IDF, and the wanted answer type."""
-    raw = list(dict.fromkeys(content_terms(text)))
+    wanted, rest = _wanted(text)
+    raw = list(dict.fromkeys(content_terms(rest)))
     corrected_all, corrected = vocabulary.query_terms(" ".join(raw)) if raw else ([], {})
     terms = list(dict.fromkeys(corrected_all))
     n = max(vocabulary.size, 1)
@@ -133,7 +143,7 @@ def analyze(text: str, vocabulary: Vocabulary) -> Question:
         terms=terms,
         weights=weights,
         corrected=corrected,
-        wanted=wanted_type(text),
+        wanted=wanted,
         about_title=bool(_ABOUT_TITLE.search(text)),
         words=frozenset(w.lower() for w in re.findall(r"\w+", text)),
         known=frozenset(t for t in terms if dfs.get(t, 0) > 0),

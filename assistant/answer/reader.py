@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..config import Settings
 from ..types import Answer, Passage
@@ -40,17 +41,19 @@ def search(retriever, question: str, query: str, k: int) -> list[Passage]:
     ctx = retriever.search(query, k=k)
     scores: dict[tuple[str, int], float] = {}
     by_key: dict[tuple[str, int], Passage] = {}
-    for ranking in (raw, ctx):
+    order: dict[tuple[str, int], int] = {}
+    for ranking in (ctx, raw):  # the standalone query's passages win ties: it is the meaning
         for r, p in enumerate(ranking, start=1):
             key = (p.source, p.start)
             scores[key] = scores.get(key, 0.0) + 1.0 / (FUSE_K + r)
             by_key.setdefault(key, p)
+            order.setdefault(key, len(order))
     out: list[Passage] = []
-    for key in sorted(scores, key=lambda key: -scores[key]):
+    for key in sorted(scores, key=lambda key: (-scores[key], order[key])):
         p = by_key[key]
         if any(o.source == p.source and p.start < o.end and p.end > o.start for o in out):
             continue  # the same evidence, cut differently by the other query
-        out.append(p)
+        out.append(replace(p, score=scores[key] * FUSE_K / 2))  # 1.0: first in both
         if len(out) == k:
             break
     return out
@@ -64,7 +67,7 @@ def answer(
 ) -> Answer:
     """The extractive answer to ``question`` (see the module docstring)."""
     turns = recent_turns(history)
-    query = standalone_query(question, turns)
+    query = standalone_query(question, turns, retriever.index.speller.known)
     if is_summary_request(question):
         return _summary(question, query, turns, settings, retriever)
     passages = search(retriever, question, query, settings.answer_passages)
