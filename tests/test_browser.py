@@ -171,7 +171,7 @@ def test_chat_answers_with_citation_highlighted_excerpt_and_follow_up(page):
     answer.scroll_into_view_if_needed()
     _shot(page, "browser-01-answer-troops.png")
 
-    follow = _ask(page, "When did it take place?")
+    follow = _ask(page, "And when was that?")  # the UI flow of a follow-up is tested here
     expect(follow.locator(".searched")).to_contain_text("searched for:")
     expect(follow.locator(".answer-text .cite").first).to_have_text("[1]")
     expect(follow.locator("mark.quote").first).to_be_visible()
