@@ -588,10 +588,10 @@ class LoadedIndex:
         """``{chunk id: (doc_id, start, end, text, title)}`` of one document, in text order."""
         sql = (
             "SELECT c.id, c.doc_id, c.start, c.end, c.text, d.title FROM chunks c "
-            "JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.start"
+            "JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ?"
         )
         rows = self._query_all(sql, (doc_id,))
-        rows.sort(key=lambda sr: sr[1][2])
+        rows.sort(key=lambda sr: sr[1][2])  # by start, across segments
         return {seg.first + r[0]: (r[1], r[2], r[3], r[4], r[5]) for seg, r in rows}
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:

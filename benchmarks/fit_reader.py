@@ -68,10 +68,7 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
         cands = select.candidates(question, passages) if passages else []
         if cands:
             vec = retriever.embed_query(q["text"])
-            keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in cands]
-            cos = (
-                select.sentence_vectors.get(retriever.embedder, retriever._build_name, keyed) @ vec
-            )
+            cos = select.cosines_of(cands, passages, vec, retriever.embedder, retriever._build_name)
             for c, v in zip(cands, cos):
                 c.features["cosine"] = float(v)
         golds = [normalize(a) for a in q["answers"]]
@@ -166,7 +163,7 @@ def decisions(exs: list[dict], weights: dict) -> tuple[np.ndarray, np.ndarray, n
         ranked = select.rank_candidates(
             cands, weights, lambda short: np.array([c.features["cosine"] for c in short])
         )
-        keep = [c for c in ranked if question.about_title or not c.features.get("heading")]
+        keep = select.without_headings(question, ranked)
         feats = abstain.features(question, keep, cands, e["passages"])
         label = dict(zip(map(id, cands), e["labels"]))
         rows.append([feats[n] for n in abstain.ABSTAIN_FEATURES])

@@ -107,8 +107,7 @@ def extractive_answer(
         weights,
         dense=settings.answer_scorer == "fitted",
     )
-    # A title or heading line names the topic; it answers only a question about the title.
-    ranked = [c for c in ranked if q.about_title or not c.features.get("heading")]
+    ranked = select.without_headings(q, ranked)
     if not ranked:
         return _abstain(question, query, passages, 0.0, 0.0)
     confidence = abstain.confidence(abstain.features(q, ranked, cands, passages), weights)
@@ -141,17 +140,9 @@ def _answer(question, query, passages, picks, evidence, confidence, settings, ki
             notices=["the best evidence could not be verified against the source files"],
         )
     quotes = " ".join(f"“{c.quote}” [{c.n}]" for c in citations)
-    return Answer(
-        text=f"Summary of {citations[0].title}: {quotes}" if kind == "summary" else quotes,
-        citations=citations,
-        passages=passages,
-        abstained=False,
-        query=query,
-        question=question,
-        evidence_score=round(evidence, 4),
-        dropped_citations=dropped,
-        confidence=round(confidence, 4),
-        kind=kind,
+    text = f"Summary of {citations[0].title}: {quotes}" if kind == "summary" else quotes
+    return _reply(
+        question, query, passages, evidence, confidence, dropped, [], kind, text, citations
     )
 
 
@@ -170,16 +161,32 @@ def _summary(question, query, turns, settings, retriever) -> Answer:
 
 
 def _abstain(question, query, passages, evidence, confidence, dropped=0, notices=None) -> Answer:
+    return _reply(question, query, passages, evidence, confidence, dropped, notices or [])
+
+
+def _reply(
+    question,
+    query,
+    passages,
+    evidence,
+    confidence,
+    dropped,
+    notices,
+    kind="fact",
+    text=None,
+    citations=None,
+) -> Answer:
+    """An ``Answer``: quoting ``citations`` with ``text``, or (without them) an abstention."""
     return Answer(
-        text=ABSTAIN_TEXT,
-        citations=[],
+        text=text if citations else ABSTAIN_TEXT,
+        citations=citations or [],
         passages=passages,
-        abstained=True,
+        abstained=not citations,
         query=query,
         question=question,
         evidence_score=round(evidence, 4),
         dropped_citations=dropped,
-        notices=notices or [],
+        notices=notices,
         confidence=round(confidence, 4),
-        kind="fact",
+        kind=kind,
     )

@@ -1,7 +1,7 @@
 """Candidate sentences of the retrieved passages, their features, and their fitted scores.
 
-Two fitted logistic models (``scorer.py``, weights in ``weights.json``) score every sentence of
-the top passages as "holds the answer":
+Two fitted models (``scorer.py``: gradient-boosted trees or logistic regressions, weights in
+``weights.json``) score every sentence of the top passages as "holds the answer":
 
 1. ``shortlist`` on cheap features (key-term coverage, the neighbours' coverage, passage rank and
    score, answer-type match, heading flag, length): picks the few sentences worth embedding;
@@ -58,10 +58,10 @@ class Candidate:
     end: int
     text: str
     terms: set[str]
+    pairs: set[tuple[str, str]] = field(default_factory=set)  # adjacent terms, in order
     features: dict[str, float] = field(default_factory=dict)
     prior: float = 0.0  # shortlist probability
     score: float = 0.0  # probability that the sentence holds the answer
-    span: tuple[int, int] | None = None  # the answering phrase, as source offsets
 
     def vector(self, names: list[str]) -> list[float]:
         return [self.features.get(n, 0.0) for n in names]
@@ -89,8 +89,17 @@ def candidates(question: Question, passages: list[Passage]) -> list[Candidate]:
     k = 0
     for i, (passage, spans) in enumerate(zip(passages, spans_by_passage)):
         for j, (a, b) in enumerate(spans):
+            terms = term_lists[k]
             out.append(
-                Candidate(i, j, passage.start + a, passage.start + b, texts[k], set(term_lists[k]))
+                Candidate(
+                    i,
+                    j,
+                    passage.start + a,
+                    passage.start + b,
+                    texts[k],
+                    set(terms),
+                    set(zip(terms, terms[1:])),
+                )
             )
             k += 1
     if not out:
@@ -114,7 +123,7 @@ def candidates(question: Question, passages: list[Passage]) -> list[Candidate]:
             after.features["coverage"] if after else 0.0,
         )
         f["passage_coverage"] = question.coverage(passage_terms[c.passage_index])
-        f["bigrams"] = _bigram_share(bigrams, c.text) if bigrams else 0.0
+        f["bigrams"] = sum(b in c.pairs for b in bigrams) / len(bigrams) if bigrams else 0.0
         f["rank"] = 1.0 / (1 + c.passage_index)
         f["passage_score"] = (passages[c.passage_index].score or 0.0) / top_score
         heading = is_heading(c.text, passages[c.passage_index].title)
@@ -129,12 +138,6 @@ def candidates(question: Question, passages: list[Passage]) -> list[Candidate]:
         f["log_words"] = math.log1p(words)
         f["short"] = float(words < 5)
     return out
-
-
-def _bigram_share(bigrams: list[tuple[str, str]], text: str) -> float:
-    terms = bm25_tokens([text])[0]
-    pairs = set(zip(terms, terms[1:]))
-    return sum(1 for b in bigrams if b in pairs) / len(bigrams)
 
 
 def score_cheap(cands: list[Candidate], weights: dict) -> None:
@@ -223,10 +226,22 @@ def rank(
     cands = candidates(question, passages)
 
     def cosines(short: list[Candidate]) -> np.ndarray:
-        keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in short]
-        return sentence_vectors.get(embedder, build, keyed) @ query_vector
+        return cosines_of(short, passages, query_vector, embedder, build)
 
     return rank_candidates(cands, weights, cosines if dense else None), cands
+
+
+def cosines_of(
+    cands: list[Candidate], passages: list[Passage], query_vector: np.ndarray, embedder, build
+) -> np.ndarray:
+    """The cosine of each candidate sentence to the query (sentence vectors cached)."""
+    keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in cands]
+    return sentence_vectors.get(embedder, build, keyed) @ query_vector
+
+
+def without_headings(question: Question, ranked: list[Candidate]) -> list[Candidate]:
+    """A title or heading line names the topic; it answers only a question about the title."""
+    return [c for c in ranked if question.about_title or not c.features.get("heading")]
 
 
 def answer_span(question: Question, cand: Candidate) -> tuple[int, int] | None:
@@ -237,11 +252,9 @@ def answer_span(question: Question, cand: Candidate) -> tuple[int, int] | None:
     found = entities.spans(cand.text, question.wanted, question.words)
     if not found:
         return None
-    anchors = [
-        m.start()
-        for m in re.finditer(r"\w+", cand.text)
-        if bm25_tokens([m.group(0)])[0][:1] and bm25_tokens([m.group(0)])[0][0] in question.weights
-    ]
+    words = list(re.finditer(r"\w+", cand.text))
+    stems = bm25_tokens([m.group(0) for m in words])
+    anchors = [m.start() for m, t in zip(words, stems) if t and t[0] in question.weights]
     if anchors:
         a, b = min(found, key=lambda s: min(abs(s[0] - x) for x in anchors))
     else:
