@@ -176,6 +176,11 @@ class Settings(BaseSettings):
                 f"ASSISTANT_CHUNK_OVERLAP ({self.chunk_overlap}) must be less than half of "
                 f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens})"
             )
+        if self.answer_passages > self.max_k:
+            raise ValueError(
+                f"ASSISTANT_ANSWER_PASSAGES ({self.answer_passages}) must be at most "
+                f"ASSISTANT_MAX_K ({self.max_k})"
+            )
         return self
 
     @property

@@ -45,9 +45,7 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
     """
     root = Path(root)
     if not root.is_dir():
-        raise EmptyCorpusError(
-            f"seeds folder {str(root)!r} does not exist; create it and add documents"
-        )
+        raise EmptyCorpusError(seeds_advice(root, build=False))
     real_root = root.resolve()
     found: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
@@ -205,10 +203,12 @@ def load_corpus(
     for name, reason in corpus.skipped:
         log.warning("skipped %s: %s", name, reason)
     if require and not corpus.documents:
-        raise EmptyCorpusError(
-            f"no readable documents in {str(root)!r}"
-            + (f" ({len(corpus.skipped)} skipped)" if corpus.skipped else "")
-        )
+        if corpus.skipped:
+            raise EmptyCorpusError(
+                f"no readable documents in {_shown_folder(root)} ({len(corpus.skipped)} "
+                "skipped, each with its reason above): fix or replace them, or add others"
+            )
+        raise EmptyCorpusError(seeds_advice(root, build=False))
     return corpus
 
 
@@ -219,6 +219,34 @@ _OPENING = re.compile(
     r"(?:[A-Z][A-Z.' -]{1,40}(?:,\s*[A-Z][A-Za-z.' -]{1,30})?\s*(?:—|–|--)\s*)?"
 )
 _SENTENCE_END = re.compile(r"(?<![A-Z])(?<!\b[A-Z][a-z])[.!?][\"”’)]?(?=\s+[\"“‘(]?[A-Z0-9])")
+
+
+def _shown_folder(root: Path) -> str:
+    return str(Path(root).expanduser().resolve())
+
+
+def seeds_advice(root: Path, build: bool = True) -> str:
+    """What to do when there is nothing to index: the advice that works for this seeds folder
+    (create it, add documents to it, or point ASSISTANT_SEEDS_DIR elsewhere), then build."""
+    then = "; then run `assistant build`" if build else ""
+    root = Path(root)
+    kinds = ", ".join(EXTENSIONS[:-1]) + " or " + EXTENSIONS[-1]
+    if not root.is_dir():
+        return (
+            f"the seeds folder {_shown_folder(root)} does not exist: create it and put your "
+            f"documents ({kinds}) in it, or set ASSISTANT_SEEDS_DIR to the folder that holds "
+            f"them{then}"
+        )
+    try:
+        files, _ = seed_files(root)
+    except (OSError, EmptyCorpusError):
+        files = []
+    if not files:
+        return (
+            f"the seeds folder {_shown_folder(root)} holds no documents: add files ({kinds}) "
+            f"to it, or set ASSISTANT_SEEDS_DIR to the folder that holds them{then}"
+        )
+    return "run `assistant build`"
 
 
 def make_title(text: str, doc_id: str) -> str:

@@ -13,6 +13,7 @@ from .embedder import Embedder, get_embedder
 from .errors import StaleIndexError
 from .index import LoadedIndex, current_build, embedding_text, load_index
 from .types import Passage
+from .validate import check_k
 
 __all__ = ["Retriever", "retrieve", "fuse", "get_retriever"]
 
@@ -186,7 +187,7 @@ class Retriever:
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""
-        query = _check_query(query, k)
+        query = _check_query(query, k, self.settings.max_k)
         index = self.index
         # The same build for ranking and rows: a swap in between would mix two builds' chunk ids.
         hits = self.ranked_chunks(query, max(self.settings.candidates, k), index=index)
@@ -226,13 +227,10 @@ class Retriever:
         return embedding_text(passage.title, passage.text, self.settings.embed_titles)
 
 
-def _check_query(query: str, k: int) -> str:
+def _check_query(query: str, k: int, max_k: int | None = None) -> str:
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, not {type(query).__name__}")
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an integer, not {type(k).__name__}")
-    if k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k}")
+    check_k(k, max_k)
     # Lone surrogates (JSON "\\ud800" decodes to one) break the model's tokenizer: replace them.
     cleaned = query.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     cleaned = cleaned.replace("\x00", " ").strip()

@@ -65,7 +65,7 @@ def test_too_large_is_skipped(settings):
 
 
 def test_no_documents_is_a_clear_error(settings, tmp_path):
-    with pytest.raises(EmptyCorpusError, match="no readable"):
+    with pytest.raises(EmptyCorpusError, match="holds no documents: add files"):
         load_corpus(settings.seeds_dir)
     with pytest.raises(EmptyCorpusError, match="does not exist"):
         load_corpus(tmp_path / "missing")

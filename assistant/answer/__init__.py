@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from ..config import Settings
 from ..retrieval import Retriever, _check_query, get_retriever
 from ..types import Answer
+from ..validate import check_history
 from .citations import verify_citation
 from .conversation import standalone_query
 from .llm import generate_answer, stream_answer
@@ -33,7 +34,7 @@ def _prepare(
     settings = settings or (retriever.settings if retriever else Settings())
     retriever = retriever or get_retriever(settings)
     question = _check_query(question, 1)
-    return settings, answer(question, history, settings, retriever)
+    return settings, answer(question, check_history(history), settings, retriever)
 
 
 def ask(
