@@ -222,9 +222,10 @@ def render_status(info: dict) -> str:
         )
     if not info.get("built"):
         held = f"The {counted(files, 'file')} in" if files else "The documents in"
+        have = "has" if files == 1 else "have"
         return (
-            f'<div class="banner warn"><b>No index yet.</b> {held} the seeds folder '
-            "have not been indexed, so questions cannot be answered. Press "
+            f'<div class="banner warn"><b>No index yet.</b> {held} the seeds folder {have} '
+            "not been indexed, so questions cannot be answered. Press "
             "<b>Build the index</b> (or run <code>assistant build</code>).</div>"
         )
     if info.get("error"):
@@ -453,8 +454,8 @@ def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX)
     """A few short questions built from the indexed documents themselves (not a fixed list),
     phrased as a person would ask them and short enough to show whole.
 
-    For each document, largest first: "How many <things> are mentioned?" from a counted noun
-    in it, and "What do the documents say about <name>?" from its most mentioned name; a
+    For each document, largest first: "How many <things> are there?" from a counted noun in
+    it, and "What is said about <name>?" from its most mentioned name; a
     document with neither offers "Summarize “<title>”" when its title is short.
     """
     from .corpus import read_document, source_path
@@ -485,11 +486,11 @@ def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX)
             (m.group(1) for m in _COUNTED.finditer(doc.text) if m.group(1) not in _UNITS), None
         )
         if counted_noun:
-            out.append(f"How many {counted_noun} are mentioned?")
+            out.append(f"How many {counted_noun} are there?")
         names = _names(doc.text, title)
         name = next((n for n, _ in names.most_common(3) if len(n) <= 30), None)
         if name:
-            out.append(f"What do the documents say about {name}?")
+            out.append(f"What is said about {name}?")
         elif not counted_noun and len(title) <= 40 and not title.endswith("…"):
             out.append(f"Summarize “{title}”")
     # Round-robin, so that several documents are represented when there are several.
@@ -548,7 +549,10 @@ def build_app(settings: Settings | None = None) -> Any:
             render_status(info),
             gr.Button(visible=needs),  # one "Build the index" button at a time: this one
             render_documents(info),  # when the index needs it, the Documents tab's otherwise
-            gr.Dataset(samples=samples or [["What are these documents about?"]]),
+            gr.Dataset(  # no chips before there is anything to ask about
+                samples=samples or [["What are these documents about?"]],
+                visible=bool(info.get("built")) and not info.get("error"),
+            ),
             gr.Button(visible=not needs and bool(info.get("seed_files"))),
         )
 

@@ -134,7 +134,8 @@ def render_text(answer: Answer, bold: Callable[[str], str] = str) -> str:
         where = f"{c.locator}, " if c.locator else ""  # "p. 17, " for a PDF
         out.append(f"[{c.n}] {c.title} ({c.source}, {where}chars {c.start}-{c.end})")
         before, after = _clip(c.passage[:a], 240, left=True), _clip(c.passage[b:], 240)
-        out.append(f"    {before} {bold(' '.join(c.quote.split()))} {after}".rstrip())
+        context = [before, bold(" ".join(c.quote.split())), after]
+        out.append("    " + " ".join(part for part in context if part))
     return "\n".join(out).rstrip() + "\n"
 
 

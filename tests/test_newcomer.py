@@ -165,8 +165,9 @@ def _handler(demo, name: str):
 
 def test_empty_seeds_folder_shows_how_to_add_documents_and_no_build_button(settings, fake_model):
     demo = web.build_app(settings)
-    banner, fix, panel, _, other = _handler(demo, "refresh")()
+    banner, fix, panel, examples, other = _handler(demo, "refresh")()
     assert "No documents yet" in banner and "Documents</b> tab" in banner
+    assert examples.visible is False  # no example question to offer yet
     assert str(settings.seeds_dir.resolve()) in banner and "ASSISTANT_SEEDS_DIR" in banner
     assert fix.visible is False and other.visible is False  # nothing to build yet
     assert "no documents" in panel
@@ -192,8 +193,8 @@ def test_example_questions_read_like_a_persons_and_are_never_cut(seeded, fake_mo
     info = index_status(seeded)
     assert info["documents"]["news.txt"]["title"].startswith("Kim Jong Un, offering")
     questions = web.example_questions(seeded, info)
-    assert "How many troops are mentioned?" in questions
-    assert "What do the documents say about Kim Jong Un?" in questions
+    assert "How many troops are there?" in questions
+    assert "What is said about Kim Jong Un?" in questions
     assert "Summarize “Baking bread”" in questions  # no count, no name: its short title
     for q in questions:
         assert len(q) <= web.EXAMPLE_CHARS and "…" not in q
