@@ -557,9 +557,10 @@ def build_app(settings: Settings | None = None) -> Any:
         )
 
     def saved_chat(chat: list, turns: list) -> dict:
-        """What the browser keeps (localStorage, encrypted by Gradio): the last messages."""
-        chat, turns = list(chat)[-CHAT_KEEP:], list(turns)[-CHAT_KEEP // 2 :]
-        return {"chat": chat, "turns": turns}
+        """What the browser keeps (localStorage, encrypted by Gradio): the last messages, and
+        the turns' plain text HTML-escaped, so that nothing the browser receives is markup."""
+        turns = [[html.escape(q), html.escape(a)] for q, a in list(turns)[-CHAT_KEEP // 2 :]]
+        return {"chat": list(chat)[-CHAT_KEEP:], "turns": turns}
 
     def respond(message: str, chat: list, turns: list) -> Iterator[tuple]:
         message = (message or "").strip()
@@ -595,7 +596,7 @@ def build_app(settings: Settings | None = None) -> Any:
             if isinstance(m, dict) and m.get("role") in ("user", "assistant")
         ]
         turns = [
-            [str(t[0]), str(t[1])]
+            [html.unescape(str(t[0])), html.unescape(str(t[1]))]
             for t in saved.get("turns") or []
             if isinstance(t, (list, tuple)) and len(t) == 2
         ]
