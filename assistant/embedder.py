@@ -97,6 +97,38 @@ class SentenceTransformerEmbedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def embed_tokens(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> tuple[np.ndarray, list[np.ndarray], list[list[tuple[int, int]]]]:
+        """Sentence vectors (as ``embed``) and, from the same pass, each text's L2-normalized
+        wordpiece vectors (special tokens dropped, float16) with their character spans: the
+        reader matches question and sentence word by word with them."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32), [], []
+        with self._lock:
+            outputs = self._model.encode(list(texts), batch_size=batch_size, output_value=None)
+        special = set(self._tokenizer.all_special_ids)
+        vectors, tokens, spans = [], [], []
+        for text, out in zip(texts, outputs):
+            v = out["sentence_embedding"].float().numpy()
+            vectors.append(v / max(float(np.linalg.norm(v)), 1e-12))
+            ids = out["input_ids"].tolist()
+            keep = [i for i, t in enumerate(ids) if t not in special]
+            m = out["token_embeddings"].float().numpy()[keep]
+            m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+            tokens.append(m.astype(np.float16))
+            enc = self._tokenizer(
+                text, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True
+            )
+            spans.append(
+                [
+                    tuple(o)
+                    for o, t in zip(enc["offset_mapping"], enc["input_ids"])
+                    if t not in special
+                ][: len(keep)]
+            )
+        return np.stack(vectors).astype(np.float32), tokens, spans
+
     def count_tokens(self, text: str) -> int:
         """Wordpieces including the special tokens the model adds."""
         return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])

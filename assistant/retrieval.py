@@ -136,7 +136,7 @@ class Retriever:
         self._lock = threading.Lock()
         self._index: LoadedIndex | None = None
         self._build_name: str | None = None
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache: OrderedDict[str, tuple] = OrderedDict()
 
     @property
     def embedder(self) -> Embedder:
@@ -173,17 +173,31 @@ class Retriever:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's vector (cached: follow-ups and the answer step reuse it)."""
+        return self._embedded(query)[0]
+
+    def query_tokens(self, query: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The query's wordpiece vectors and their character spans, from the same forward pass
+        as its vector (an embedder without ``embed_tokens`` gives the vector as one token)."""
+        _, tokens, spans = self._embedded(query)
+        return tokens, spans
+
+    def _embedded(self, query: str) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
         with self._lock:
             cached = self._query_cache.get(query)
             if cached is not None:
                 self._query_cache.move_to_end(query)
                 return cached
-        vector = self.embedder.embed([query])[0]
+        if hasattr(self.embedder, "embed_tokens"):
+            vectors, tokens, spans = self.embedder.embed_tokens([query])
+            entry = (vectors[0], tokens[0], spans[0])
+        else:
+            vector = self.embedder.embed([query])[0]
+            entry = (vector, vector[None, :].astype(np.float16), [(0, len(query))])
         with self._lock:
-            self._query_cache[query] = vector
+            self._query_cache[query] = entry
             if len(self._query_cache) > 1024:
                 self._query_cache.popitem(last=False)
-        return vector
+        return entry
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""

@@ -68,9 +68,12 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
         cands = select.candidates(question, passages) if passages else []
         if cands:
             vec = retriever.embed_query(q["text"])
-            cos = select.cosines_of(cands, passages, vec, retriever.embedder, retriever._build_name)
-            for c, v in zip(cands, cos):
+            embedder = MemoEmbedder.around(retriever.embedder)
+            qtok = retriever.query_tokens(q["text"])
+            cos, sims = select.dense_features(question, cands, passages, vec, qtok, embedder, None)
+            for c, v, m in zip(cands, cos, sims):
                 c.features["cosine"] = float(v)
+                c.features["maxsim"] = float(m)
         golds = [normalize(a) for a in q["answers"]]
         labels = [int(any(g in normalize(c.text) for g in golds)) for c in cands]
         impossible_q = impossible or q.get("impossible", False)
@@ -85,6 +88,33 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
             }
         )
     return out
+
+
+class MemoEmbedder:
+    """The embedder, with ``embed_tokens`` memoized by text: the SQuAD, SQuAD 2.0 and small
+    corpora share their sentences, so each is embedded once for the whole fit."""
+
+    _memo: dict[str, tuple] = {}
+    _by_inner: dict[int, MemoEmbedder] = {}
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name = inner, inner.name
+
+    @classmethod
+    def around(cls, inner) -> MemoEmbedder:
+        return cls._by_inner.setdefault(id(inner), cls(inner))
+
+    def embed(self, texts, batch_size=32, progress=False):
+        return self.embed_tokens(texts)[0]
+
+    def embed_tokens(self, texts, batch_size=32):
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            vectors, tokens, spans = self.inner.embed_tokens(missing, batch_size=64)
+            for t, v, tok, sp in zip(missing, vectors, tokens, spans):
+                self._memo[t] = (v, tok, sp)
+        rows = [self._memo[t] for t in texts]
+        return np.stack([r[0] for r in rows]), [r[1] for r in rows], [r[2] for r in rows]
 
 
 def cached(name: str, make):
@@ -161,7 +191,12 @@ def decisions(exs: list[dict], weights: dict) -> tuple[np.ndarray, np.ndarray, n
     for e in exs:
         question, cands = e["question"], e["cands"]
         ranked = select.rank_candidates(
-            cands, weights, lambda short: np.array([c.features["cosine"] for c in short])
+            cands,
+            weights,
+            lambda short: (
+                np.array([c.features["cosine"] for c in short]),
+                np.array([c.features["maxsim"] for c in short]),
+            ),
         )
         keep = select.without_headings(question, ranked)
         feats = abstain.features(question, keep, cands, e["passages"])
@@ -180,6 +215,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small-own", type=int, default=150, help="own questions per small corpus")
     parser.add_argument("--small-off", type=int, default=40, help="off-topic ones per small corpus")
     parser.add_argument("--model", choices=["logistic", "trees"], default="trees")
+    parser.add_argument(
+        "--abstain-model",
+        choices=["logistic", "trees"],
+        default=None,
+        help="the abstention model's kind (default: --model's)",
+    )
     parser.add_argument(
         "--max-false-abstain",
         type=float,
@@ -250,10 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     ex_all = ex + [e for e in small if not e["impossible"]]
     print(f"  examples ready ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
-    for e in ex + small:  # the cosine gap the reader computes over its shortlist, here over all
-        best = max((c.features["cosine"] for c in e["cands"]), default=0.0)
-        for c in e["cands"]:
-            c.features["cosine_gap"] = c.features["cosine"] - best
+    for e in ex + small:  # the gaps the reader computes over its shortlist, here over all
+        for name in ("cosine", "maxsim"):
+            best = max((c.features[name] for c in e["cands"]), default=0.0)
+            for c in e["cands"]:
+                c.features[f"{name}_gap"] = c.features[name] - best
     xs = np.array([c.vector(FEATURES) for e in ex_all for c in e["cands"]])
     ys = np.array([y for e in ex_all for y in e["labels"]])
     cheap = [FEATURES.index(n) for n in CHEAP_FEATURES]
@@ -274,7 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     imp_m = np.array([e["impossible"] for e in small])
     x, y = np.vstack([x_a, x_l, x_s, x_m]), np.concatenate([y_a, y_l, y_s, y_m])
-    weights["abstain"] = fit(x, y, ABSTAIN_FEATURES)
+    fit_abstain = {"trees": fit_trees, "logistic": fit_logistic}[args.abstain_model or args.model]
+    weights["abstain"] = fit_abstain(x, y, ABSTAIN_FEATURES)
     print(f"  top-1 sentence hit on the training questions: {top_a.mean():.3f}", file=sys.stderr)
 
     from assistant.answer.scorer import predict

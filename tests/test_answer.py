@@ -142,7 +142,7 @@ def test_few_sentences_embedded_and_cached(seeded, fake_embedder):
     before = fake_embedder.texts_embedded
     ask(q, settings=seeded, retriever=r)
     first = fake_embedder.texts_embedded - before
-    assert first <= SHORTLIST + 1  # + the query
+    assert first <= SHORTLIST + 1  # + the query (its vector and wordpieces: one pass)
     before = fake_embedder.texts_embedded
     ask(q, settings=seeded, retriever=r)
     assert fake_embedder.texts_embedded == before  # sentences and query vector cached

@@ -91,3 +91,33 @@ def test_committed_index_is_current_with_seeds():
         k: v["sha256"] for k, v in manifest["documents"].items()
     }, "embeddings/ is stale against seeds/: run `assistant build` and commit embeddings/"
     assert not seed_changes(manifest, s.seeds_dir)
+
+
+def test_wordpiece_vectors_come_from_the_same_pass_as_the_sentence_vector(embedder):
+    texts = ["Who succeeded Kim as leader?", "Kim named his sister as his successor in 2026."]
+    vectors, tokens, spans = embedder.embed_tokens(texts)
+    assert abs(vectors - embedder.embed(texts)).max() < 1e-5
+    assert [texts[0][a:b] for a, b in spans[0]] == ["Who", "succeeded", "Kim", "as", "leader", "?"]
+    assert all(len(t) == len(s) for t, s in zip(tokens, spans))
+
+
+def test_word_by_word_match_meets_a_reworded_answer(embedder):
+    """The question's "succeeded" finds the sentence's "successor" (maxsim): both sentences
+    share "chairman", neither has "succeed", so word overlap cannot tell them apart."""
+    import numpy as np
+
+    from assistant.answer.question import Question
+    from assistant.answer.select import maxsims, token_weights
+
+    question = "Who succeeded the chairman?"
+    sentences = [
+        "The chairman spoke to the board about the budget for next year.",
+        "Maria Lopez was named the chairman's successor in May.",
+    ]
+    q = Question(question, ["succeed", "chairman"], {"succeed": 2.0, "chairman": 1.0})
+    _, (q_tokens,), (spans,) = embedder.embed_tokens([question])
+    _, tokens, _ = embedder.embed_tokens(sentences)
+    weights = token_weights(q, spans)
+    assert weights[0] == 0 and weights[1] == 2.0  # "who" is no term, "succeeded" is
+    sims = maxsims(q_tokens, weights, tokens)
+    assert np.argmax(sims) == 1

@@ -312,8 +312,9 @@ def test_real_reader_on_documents_written_for_the_tests(tmp_path):
         f"\nreader on tests/docs: {n - len(misses)}/{n} right, "
         f"{len(NEAR_MISS) - len(answered)}/{len(NEAR_MISS)} near misses declined"
     )
-    # Measured 2026-12-02 with the shipped weights: 15/21 right (3 wrong sentences, 3 wrong
-    # abstentions, two of them typo'd questions), 1/6 near misses declined: near misses are the
-    # reader's weak point (BENCHMARKS.md, SQuAD 2.0). A guard against regressions, not the goal.
-    assert len(misses) <= 6, misses
-    assert len(answered) <= 5, answered
+    # Measured 2026-12-02 with the shipped weights (wordpiece match added): 14/21 right (3 wrong
+    # sentences, 4 wrong abstentions, two of them typo'd questions), 2/6 near misses declined
+    # (before it: 15/21 and 1/6). Near misses are the reader's weak point (BENCHMARKS.md,
+    # SQuAD 2.0). A guard against regressions, not the goal.
+    assert len(misses) <= 7, misses
+    assert len(answered) <= 4, answered

@@ -97,10 +97,10 @@ def extractive_answer(
         return _abstain(question, query, passages, 0.0, 0.0)
     weights = load_weights()
     q = analyze(query, retriever.index)
-    vector = retriever.embed_query(query)
     ranked, cands = select.rank(
         q,
-        vector,
+        retriever.embed_query(query),
+        retriever.query_tokens(query),
         passages,
         retriever.embedder,
         retriever._build_name,

@@ -5,7 +5,10 @@ Two fitted models (``scorer.py``: gradient-boosted trees or logistic regressions
 
 1. ``shortlist`` on cheap features (key-term coverage, the neighbours' coverage, passage rank and
    score, answer-type match, heading flag, length): picks the few sentences worth embedding;
-2. ``sentence`` adds the embedder's cosine between question and sentence and rescores them.
+2. ``sentence`` adds what the embedder sees, and rescores them: the cosine between question
+   and sentence vectors, and a word-by-word match (each question wordpiece's best cosine to the
+   sentence's wordpieces, from the same forward pass, weighted by its word's IDF: "successor"
+   meets "succeeded" there even when the sentence as a whole is about something else).
 
 The features are computed here, and only here: ``benchmarks/fit_reader.py`` fits the weights on
 exactly what ``ask()`` computes.
@@ -44,7 +47,7 @@ CHEAP_FEATURES = [
     "log_words",
     "short",  # under five words
 ]
-DENSE_FEATURES = ["cosine", "cosine_gap"]
+DENSE_FEATURES = ["cosine", "cosine_gap", "maxsim", "maxsim_gap"]
 FEATURES = CHEAP_FEATURES + DENSE_FEATURES
 SHORTLIST = 10  # sentences embedded per question, at most
 _HEADING_END = re.compile(r"[.!?:;,\"'”’)\]]\s*$")
@@ -147,13 +150,17 @@ def score_cheap(cands: list[Candidate], weights: dict) -> None:
             c.prior = float(p)
 
 
-def score_dense(cands: list[Candidate], cosines: np.ndarray, weights: dict) -> None:
+def score_dense(cands: list[Candidate], dense: tuple[np.ndarray, np.ndarray], weights: dict):
+    """Rescore ``cands`` with their (cosines, maxsims) to the question."""
     if not cands:
         return
-    best = float(np.max(cosines))
-    for c, cos in zip(cands, cosines):
+    cosines, sims = dense
+    best, best_sim = float(np.max(cosines)), float(np.max(sims))
+    for c, cos, sim in zip(cands, cosines, sims):
         c.features["cosine"] = float(cos)
         c.features["cosine_gap"] = float(cos) - best
+        c.features["maxsim"] = float(sim)
+        c.features["maxsim_gap"] = float(sim) - best_sim
     probs = predict(weights["sentence"], np.array([c.vector(FEATURES) for c in cands]))
     for c, p in zip(cands, probs):
         c.score = float(p)
@@ -164,16 +171,25 @@ def shortlist(cands: list[Candidate], n: int = SHORTLIST) -> list[Candidate]:
 
 
 class SentenceVectors:
-    """Sentence vectors, embedded on demand and cached by (build, document, offsets)."""
+    """Sentence vectors and wordpiece vectors, embedded on demand and cached by (build,
+    document, offsets). An embedder without ``embed_tokens`` (a test's fake) gets its sentence
+    vector as the only "wordpiece"."""
 
-    def __init__(self, limit: int = 20_000) -> None:
-        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+    def __init__(self, limit: int = 5_000) -> None:
+        self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
         self.limit = limit
         self.stats = {"embedded": 0, "cached": 0}
 
     def get(self, embedder, build: str | None, keyed: list[tuple[tuple, str]]) -> np.ndarray:
         """Vectors for ``[(key, text), ...]`` (key: source and offsets), in order."""
+        vectors, _ = self.get_with_tokens(embedder, build, keyed)
+        return vectors
+
+    def get_with_tokens(
+        self, embedder, build: str | None, keyed: list[tuple[tuple, str]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Sentence vectors and each sentence's wordpiece vectors."""
         keys = [(build, *k) for k, _ in keyed]
         with self._lock:
             found = {k: self._cache[k] for k in keys if k in self._cache}
@@ -181,38 +197,74 @@ class SentenceVectors:
         self.stats["embedded"] = self.stats.get("embedded", 0) + len(missing)
         self.stats["cached"] = self.stats.get("cached", 0) + len(keys) - len(missing)
         if missing:
-            vectors = embedder.embed([keyed[i][1] for i in missing], batch_size=len(missing))
+            vectors, tokens, _ = embed_tokens(embedder, [keyed[i][1] for i in missing])
             with self._lock:
-                for i, vec in zip(missing, vectors):
-                    self._cache[keys[i]] = found[keys[i]] = vec
+                for i, vec, tok in zip(missing, vectors, tokens):
+                    self._cache[keys[i]] = found[keys[i]] = (vec, tok)
                 while len(self._cache) > self.limit:
                     self._cache.popitem(last=False)
         if not keys:
-            return np.zeros((0, 1), np.float32)
-        return np.stack([found[k] for k in keys])
+            return np.zeros((0, 1), np.float32), []
+        return np.stack([found[k][0] for k in keys]), [found[k][1] for k in keys]
+
+
+def embed_tokens(embedder, texts: list[str]):
+    """``embedder.embed_tokens`` when it has one; else each text's vector as its one token."""
+    if hasattr(embedder, "embed_tokens"):
+        return embedder.embed_tokens(texts, batch_size=max(1, len(texts)))
+    vectors = embedder.embed(texts, batch_size=max(1, len(texts)))
+    return vectors, [v[None, :].astype(np.float16) for v in vectors], [[(0, len(t))] for t in texts]
+
+
+def token_weights(question: Question, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Each question wordpiece weighs what its word's term weighs (0 for stop words); all 1
+    when no word carries weight."""
+    words = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"\w+", question.text)]
+    stems = bm25_tokens([w for _, _, w in words]) if words else []
+    fixed = question.corrected
+    out = np.zeros(len(spans))
+    for i, (a, _) in enumerate(spans):
+        for (ws, we, _), terms in zip(words, stems):
+            if ws <= a < we and terms:
+                out[i] = question.weights.get(fixed.get(terms[0], terms[0]), 0.0)
+                break
+    return out if out.sum() > 0 else np.ones(len(spans))
+
+
+def maxsims(q_tokens: np.ndarray, weights: np.ndarray, sentence_tokens: list[np.ndarray]):
+    """For each sentence: the weighted mean over question wordpieces of their best cosine to
+    one of the sentence's wordpieces."""
+    q = q_tokens.astype(np.float32)
+    total = float(weights.sum()) or 1.0
+    return np.array(
+        [float((q @ t.astype(np.float32).T).max(axis=1) @ weights) / total for t in sentence_tokens]
+    )
 
 
 sentence_vectors = SentenceVectors()
 
 
 def rank_candidates(
-    cands: list[Candidate], weights: dict, cosines: Callable[[list[Candidate]], np.ndarray] | None
+    cands: list[Candidate],
+    weights: dict,
+    dense: Callable[[list[Candidate]], tuple[np.ndarray, np.ndarray]] | None,
 ) -> list[Candidate]:
     """Score ``cands`` (cheap model), shortlist them, and rescore the shortlist with the
-    question-sentence cosines that ``cosines`` gives (None: the cheap score is the score)."""
+    (cosines, maxsims) that ``dense`` gives (None: the cheap score is the score)."""
     score_cheap(cands, weights)
     short = shortlist(cands)
-    if cosines is None:
+    if dense is None:
         for c in short:
             c.score = c.prior
     elif short:
-        score_dense(short, cosines(short), weights)
+        score_dense(short, dense(short), weights)
     return sorted(short, key=lambda c: c.score, reverse=True)
 
 
 def rank(
     question: Question,
     query_vector: np.ndarray,
+    query_tokens: tuple[np.ndarray, list[tuple[int, int]]],
     passages: list[Passage],
     embedder,
     build: str | None,
@@ -225,18 +277,29 @@ def rank(
     probability is the score."""
     cands = candidates(question, passages)
 
-    def cosines(short: list[Candidate]) -> np.ndarray:
-        return cosines_of(short, passages, query_vector, embedder, build)
+    def dense_of(short: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+        return dense_features(
+            question, short, passages, query_vector, query_tokens, embedder, build
+        )
 
-    return rank_candidates(cands, weights, cosines if dense else None), cands
+    return rank_candidates(cands, weights, dense_of if dense else None), cands
 
 
-def cosines_of(
-    cands: list[Candidate], passages: list[Passage], query_vector: np.ndarray, embedder, build
-) -> np.ndarray:
-    """The cosine of each candidate sentence to the query (sentence vectors cached)."""
+def dense_features(
+    question: Question,
+    cands: list[Candidate],
+    passages: list[Passage],
+    query_vector: np.ndarray,
+    query_tokens: tuple[np.ndarray, list[tuple[int, int]]],
+    embedder,
+    build,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's cosine and maxsim to the question (sentence vectors cached);
+    ``query_tokens``: the question's wordpiece vectors and spans (``Retriever.query_tokens``)."""
     keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in cands]
-    return sentence_vectors.get(embedder, build, keyed) @ query_vector
+    vectors, tokens = sentence_vectors.get_with_tokens(embedder, build, keyed)
+    q_tokens, spans = query_tokens
+    return vectors @ query_vector, maxsims(q_tokens, token_weights(question, spans), tokens)
 
 
 def without_headings(question: Question, ranked: list[Candidate]) -> list[Candidate]:
