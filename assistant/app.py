@@ -415,7 +415,7 @@ def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX)
 
 
 def _status(settings: Settings) -> dict:
-    from .index import index_status
+    from .store.status import index_status
 
     try:
         return index_status(settings)
@@ -446,7 +446,7 @@ def build_app(settings: Settings | None = None) -> Any:
     import gradio as gr
 
     from .answer import ask, ask_stream
-    from .index import build_index
+    from .build import build_index
     from .retrieval import retrieve
 
     settings = settings or Settings()

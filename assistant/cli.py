@@ -59,6 +59,20 @@ def _settings() -> Settings:
         raise  # unreachable
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\t"}
+
+
+def _safe(text: str) -> str:
+    """Document text for a terminal: control characters (``ESC ]52``, ``ESC [2J``, ...) shown
+    as ``\\x1b`` escapes, never sent as they are. Line breaks and tabs are kept."""
+    return text.translate(_CONTROL)
+
+
+def _warn_stale(message: str) -> None:
+    if message:
+        typer.echo(f"warning: {_safe(message)}", err=True)
+
+
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
@@ -73,7 +87,7 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build or update the index in ASSISTANT_INDEX_DIR from ASSISTANT_SEEDS_DIR (incremental)."""
-    from .index import build_index
+    from .build import build_index
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -86,7 +100,9 @@ def build(
         _print_json(report.to_dict())
         return
     for name, reason in report.skipped:
-        typer.echo(f"skipped {name}: {reason}", err=True)
+        typer.echo(_safe(f"skipped {name}: {reason}"), err=True)
+    for warning in report.warnings:
+        typer.echo(f"warning: {_safe(warning)}", err=True)
     typer.echo(f"{report.summary()} ({report.total_chunks} chunks, {report.seconds:.1f}s)")
 
 
@@ -101,6 +117,7 @@ def search(
     from .retrieval import retrieve
 
     passages = retrieve(query, k=k, settings=_settings())
+    _warn_stale(getattr(passages, "stale", ""))
     if as_json:
         _print_json([p.to_dict() for p in passages])
         return
@@ -108,9 +125,11 @@ def search(
         where = p.where()[1]
         where = f"{where}, " if where else ""
         typer.echo(
-            f"[{i}] {p.title} ({p.source}, {where}chars {p.start}-{p.end}) score {p.score:.4f}"
+            _safe(
+                f"[{i}] {p.title} ({p.source}, {where}chars {p.start}-{p.end}) score {p.score:.4f}"
+            )
         )
-        typer.echo("    " + " ".join(p.text.split())[:400])
+        typer.echo(_safe("    " + " ".join(p.text.split())[:400]))
 
 
 @app.command()
@@ -124,17 +143,18 @@ def ask(
     from .answer import render_markdown
 
     answer = ask_question(question, settings=_settings())
+    _warn_stale(answer.stale)
     if as_json:
         _print_json(answer.to_dict())
         return
-    typer.echo(render_markdown(answer), nl=False)
+    typer.echo(_safe(render_markdown(answer)), nl=False)
 
 
 @app.command()
 @_handled
 def status(as_json: JsonOpt = False) -> None:
     """Show the index: model, chunks, documents, and whether the seeds changed since."""
-    from .index import index_status
+    from .store.status import index_status
 
     info = index_status(_settings())
     if as_json:
@@ -149,9 +169,15 @@ def status(as_json: JsonOpt = False) -> None:
         + (f", {len(info['segments'])} segments" if len(info["segments"]) > 1 else "")
     )
     for name, reason in sorted(info.get("skipped", {}).items()):
-        typer.echo(f"skipped {name}: {reason}")
+        typer.echo(_safe(f"skipped {name}: {reason}"))
     if info["stale"]:
-        typer.echo("stale: " + ", ".join(info["changes"][:10]) + "; run `assistant build`")
+        typer.echo(
+            _safe(
+                f"stale: {info['pending']} documents not indexed yet ("
+                + ", ".join(info["changes"][:10])
+                + "); answers come from the last complete build; run `assistant build`"
+            )
+        )
 
 
 @app.command()
@@ -166,7 +192,7 @@ def serve(
     """Start the web chat (Gradio) on HOST:PORT."""
     settings = _settings()
     if build_first:
-        from .index import build_index
+        from .build import build_index
 
         typer.echo(build_index(settings, wait=None).summary())
     from .app import launch

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from assistant import app as web
-from assistant.index import build_index
+from assistant.build import build_index
 from assistant.types import Answer, Citation, Passage
 
 from .conftest import REPO
@@ -182,7 +182,7 @@ def test_save_upload_rejects_bad_content(settings, monkeypatch, data, reason):
 
 @pytest.fixture
 def fake_model(fake_embedder, monkeypatch):
-    import assistant.index as index_mod
+    import assistant.build as index_mod
     import assistant.retrieval as retrieval_mod
 
     monkeypatch.setattr(index_mod, "get_embedder", lambda model: fake_embedder)
@@ -192,7 +192,7 @@ def fake_model(fake_embedder, monkeypatch):
 
 
 def test_example_questions_come_from_the_indexed_documents(seeded, fake_model):
-    from assistant.index import index_status
+    from assistant.store.status import index_status
 
     build_index(seeded)
     questions = web.example_questions(seeded, index_status(seeded))
