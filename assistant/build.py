@@ -204,6 +204,12 @@ class _Build:
                 vectors[d.id] = got
         resumed = sum(len(v) for v in vectors.values())
         total = sum(len(c) for c in chunks.values())
+        if resumed:
+            log.warning(
+                "resuming an interrupted build: %d of %d chunks are in its checkpoint",
+                resumed,
+                total,
+            )
         meter = _Meter(total, resumed, self.progress, self.on_progress)
         batch: list[Document] = []
         waiting = [d for d in docs if d.id not in vectors]

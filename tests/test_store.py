@@ -329,3 +329,76 @@ def test_a_checkpoint_of_other_settings_or_damaged_is_not_used(settings, monkeyp
     other = settings.model_copy(update={"chunk_tokens": 120})
     report = build_index(other, embedder=FakeEmbedder())
     assert report.resumed_chunks == 0 and report.embedded_chunks == report.total_chunks
+
+
+RESUMING_BUILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from conftest import FakeEmbedder
+import assistant.build as build
+import assistant.cli as cli
+
+class Slow(FakeEmbedder):
+    def embed(self, texts, batch_size=32, progress=False):
+        time.sleep(0.2)
+        return super().embed(texts)
+
+build.EMBED_BLOCK = 16
+build.get_embedder = lambda model: Slow()
+sys.argv = ["assistant", "build", "--json"]
+cli.main()
+"""
+
+
+@pytest.mark.slow
+def test_builds_sigkilled_at_random_moments_resume_and_end_equal_to_a_clean_build(
+    settings, tmp_path
+):
+    import json
+    import random
+    import subprocess
+    import sys
+
+    from assistant.store.checkpoint import Checkpoint
+
+    from .conftest import REPO
+
+    rng = random.Random(13)
+    for i in range(60):
+        write(settings, f"doc{i:02d}.txt", f"Document {i}. " + PROSE[i * 40 : i * 40 + 1200])
+    script = tmp_path / "build.py"
+    script.write_text(RESUMING_BUILD.format(tests=str(REPO / "tests")))
+    checkpointed = []
+    for _kill in range(3):
+        before = sum(len(v) for v in Checkpoint(settings.index_dir).load().values())
+        folder = settings.index_dir / ".checkpoint"
+        files = len(list(folder.glob("*.npz")))
+        proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until this run has checkpointed a batch
+            if len(list(folder.glob("*.npz"))) > files:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.6))
+        proc.kill()
+        proc.communicate()
+        assert proc.returncode != 0 and current_build(settings.index_dir) is None
+        after = sum(len(v) for v in Checkpoint(settings.index_dir).load().values())
+        assert after > before  # each killed run added to what the ones before it had done
+        checkpointed.append(after)
+    done = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True)
+    report = json.loads(done.stdout)
+    assert report["resumed_chunks"] >= checkpointed[-1] > 0
+    assert report["embedded_chunks"] + report["resumed_chunks"] == report["total_chunks"]
+    assert report["embedded_chunks"] < report["total_chunks"]
+    assert not (settings.index_dir / ".checkpoint").exists()
+
+    resumed = load_index(settings)
+    clean_settings = settings.model_copy(update={"index_dir": tmp_path / "clean"})
+    build_index(clean_settings, embedder=FakeEmbedder())
+    clean = load_index(clean_settings)
+    ids = range(clean.size)
+    assert resumed.chunk_rows(ids) == clean.chunk_rows(ids)
+    assert np.allclose(resumed.vectors(ids), clean.vectors(ids), atol=1e-5)
+    resumed.close()
+    clean.close()
