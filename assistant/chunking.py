@@ -215,8 +215,8 @@ class Chunker:
         """Cut one over-long sentence at token boundaries. Each piece starts from the last
         window that fitted (a run the model's window shrinks, such as 20 kB of ``<``, is not
         searched again from the full budget), and the next piece starts at least 3/4 of a
-        window further on: the overlap shrinks with the window, so the work and the number of
-        pieces stay proportional to the text."""
+        window further on (the overlap shrinks in proportion to the window), so the work and the
+        number of pieces stay proportional to the text."""
         piece = text[start:end]
         tokens = self.encoding.encode_ordinary(piece)
         _, offsets = self.encoding.decode_with_offsets(tokens)
@@ -224,27 +224,46 @@ class Chunker:
         out: list[tuple[int, int, int]] = []
         a, fitted = 0, self.max_tokens
         while a < len(tokens) and (self.max_chunks is None or len(out) < self.max_chunks):
-            width = fitted
+            width, failed = fitted, None
             while True:
-                b = min(a + width, len(tokens))
-                s, e = _trim(piece, offsets[a], offsets[b])
-                ok, real = self._ok(piece[s:e]) if e > s else (True, 0)
+                ok, real, b, s, e = self._window(piece, offsets, a, width)
                 if ok or width <= 1:
                     break
+                failed = width
                 width = max(
                     1,
                     width * 3 // 4
                     if real <= self.max_tokens
                     else width - (real - self.max_tokens) - 1,
                 )
+            if ok and failed is not None and fitted == self.max_tokens:
+                # The first shrink: the widest window that fits, by bisection (once per run).
+                lo, hi = width, failed
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    found = self._window(piece, offsets, a, mid)
+                    if found[0]:
+                        lo, (ok, real, b, s, e) = mid, found
+                    else:
+                        hi = mid
+                width = lo
             fitted = width
             if e > s:
                 out.append((start + s, start + e, real))
             if b >= len(tokens):
                 break
-            span = b - a
-            a += max(1, span - min(self.overlap, span // 4))
+            span = b - a  # the overlap shrinks with the window, to at most a quarter of it
+            a += max(1, span - min(self.overlap * span // self.max_tokens, span // 4))
         return out
+
+    def _window(
+        self, piece: str, offsets: list[int], a: int, width: int
+    ) -> tuple[bool, int, int, int, int]:
+        """``(fits, tokens, b, start, end)`` of the piece of ``width`` tokens from token ``a``."""
+        b = min(a + width, len(offsets) - 1)
+        s, e = _trim(piece, offsets[a], offsets[b])
+        ok, real = self._ok(piece[s:e]) if e > s else (True, 0)
+        return ok, real, b, s, e
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The document's chunks; none straddles one of its section ``breaks``."""
