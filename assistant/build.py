@@ -20,13 +20,14 @@ from .config import Settings
 from .corpus import Corpus, load_corpus
 from .embedder import Embedder, get_embedder
 from .extract import is_plain
+from .store import backend_for
 from .store.checkpoint import Checkpoint, document_key
 from .store.diff import SKIPPED, TOUCHED, UNCHANGED, SeedDiff, diff, extract_key
 from .store.layout import BuildLock, remove_leftovers, remove_old_builds
 from .store.manifest import DEFAULT_BACKEND
 from .store.planner import DocumentRows
 from .store.segments import Previous
-from .store.writer import open_previous, refresh_manifest, write_build
+from .store.writer import open_previous, refresh_manifest
 from .tokens import get_encoding
 from .types import BuildReport, Chunk, Document
 
@@ -142,7 +143,7 @@ class _Build:
             for d in corpus.documents
             if status[d.id] == "unchanged"
         }
-        final, written = write_build(
+        final, written = backend_for(self.settings).write(
             self.settings,
             self.embedder.dim,
             self.embedder.max_tokens,
