@@ -24,7 +24,6 @@ from .store import backend_for
 from .store.checkpoint import Checkpoint, document_key
 from .store.diff import SKIPPED, TOUCHED, UNCHANGED, SeedDiff, diff, extract_key
 from .store.layout import BuildLock, remove_leftovers, remove_old_builds
-from .store.manifest import DEFAULT_BACKEND
 from .store.planner import DocumentRows
 from .store.segments import Previous
 from .store.writer import open_previous, refresh_manifest
@@ -85,7 +84,12 @@ class _Build:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.model)
+            if self.settings.embed_backend == "torch":
+                self._embedder = get_embedder(self.settings.model)
+            else:
+                from .embedder_onnx import get_onnx_embedder
+
+                self._embedder = get_onnx_embedder(self.settings.model)
         return self._embedder
 
     def close(self) -> None:
@@ -192,7 +196,7 @@ class _Build:
         build_key = {
             "model": s.model,
             "dim": self.embedder.dim,
-            "backend": getattr(s, "embed_backend", DEFAULT_BACKEND),
+            "backend": s.embed_backend,
             **s.chunk_params(),
         }
         checkpoint = Checkpoint(s.index_dir)

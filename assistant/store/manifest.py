@@ -37,7 +37,7 @@ class BuildKey:
 
     @classmethod
     def of_settings(cls, settings: Settings, dim: int | None = None) -> BuildKey:
-        backend = getattr(settings, "embed_backend", DEFAULT_BACKEND)
+        backend = settings.embed_backend
         return cls(settings.model, dim, backend, tuple(sorted(settings.chunk_params().items())))
 
     @classmethod

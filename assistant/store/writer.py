@@ -28,7 +28,6 @@ from .layout import (
     segment_file,
 )
 from .manifest import (
-    DEFAULT_BACKEND,
     FORMAT_VERSION,
     check_compatible,
     package_version,
@@ -137,7 +136,7 @@ def write_build(
             "build_id": build_id,
             "model": settings.model,
             "dim": dim,
-            "backend": getattr(settings, "embed_backend", DEFAULT_BACKEND),
+            "backend": settings.embed_backend,
             "normalized": True,
             "model_max_tokens": model_max_tokens,
             "chunking": settings.chunk_params(),
