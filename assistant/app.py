@@ -27,9 +27,10 @@ from typing import Any
 from .answer.render import split_quote
 from .config import Settings
 from .documents import DocumentError, add_document_route, check_document, find_duplicate
-from .errors import AssistantError
+from .errors import AssistantError, IndexLockedError
 from .extract import format_of, is_plain, supported_extensions
-from .types import Answer, Citation, Document, Passage
+from .sources import outdated_sources, with_outdated_notice
+from .types import Answer, Citation, Document, Passage, counted
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ CSS = """
 .docs-table td, .docs-table th { padding: 0.2em 0.8em 0.2em 0; text-align: left; }
 .docs-table tr.skipped { color: #b45309; }
 .answer .files { font-size: 0.82em; margin: 0.1em 0 0.3em 0; }
+.answer .outdated { color: #b45309; font-size: 0.82em; }
+/* Example questions wrap instead of being cut with an ellipsis mid-word. */
+#examples button, #examples button * { white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; }
 """
 
 
@@ -128,18 +133,24 @@ def _quote_html(c: Citation) -> str:
     return _esc(before) + (f"<b>{_esc(phrase)}</b>{_esc(after)}" if phrase else "")
 
 
-def render_match(p: Passage) -> str:
-    """A closest match shown under an abstention (no quote to highlight)."""
+OUTDATED = "the file changed since the index was built: this is its old text; rebuild the index"
+
+
+def render_match(p: Passage, outdated: bool = False) -> str:
+    """A closest match shown under an abstention (no quote to highlight); ``outdated`` when
+    the file no longer holds this text (edited since the build)."""
+    note = f' <span class="outdated">({OUTDATED})</span>' if outdated else ""
     return (
-        '<details class="excerpt match">'
+        f'<details class="excerpt match{" outdated-match" if outdated else ""}">'
         f"<summary><b>{_esc(p.title)}</b> "
-        f'<span class="where">{_esc(p.source)} · chars {p.start}-{p.end}</span></summary>'
+        f'<span class="where">{_esc(p.source)} · chars {p.start}-{p.end}</span>{note}</summary>'
         f'<div class="passage">{_esc(_clip(p.text, 2 * CONTEXT_CHARS))}</div></details>'
     )
 
 
-def render_answer(answer: Answer) -> str:
-    """The chat message for a finished answer (one line of HTML, corpus text escaped)."""
+def render_answer(answer: Answer, outdated: frozenset[str] | set[str] = frozenset()) -> str:
+    """The chat message for a finished answer (one line of HTML, corpus text escaped);
+    ``outdated``: sources whose file no longer holds the text the index shows."""
     parts: list[str] = []
     if answer.abstained:
         parts.append(
@@ -166,7 +177,7 @@ def render_answer(answer: Answer) -> str:
     if answer.abstained:
         if answer.passages:
             parts.append('<p class="closest">Closest matches:</p><div class="excerpts">')
-            parts.extend(render_match(p) for p in answer.passages[:3])
+            parts.extend(render_match(p, p.source in outdated) for p in answer.passages[:3])
             parts.append("</div>")
     elif answer.citations:
         parts.append('<div class="excerpts">')
@@ -191,12 +202,30 @@ def render_error(message: str) -> str:
     return f'<div class="answer error answer-final"><p>{_esc(message)}</p></div>'
 
 
+def _how_to_add(info: dict) -> str:
+    folder = info.get("seeds_dir") or "seeds"
+    return (
+        "Add one in the <b>Documents</b> tab (PDF, Word .docx, HTML, EPUB, .txt or .md), or put "
+        f"files into the seeds folder <code>{_esc(folder)}</code> (or point "
+        "<code>ASSISTANT_SEEDS_DIR</code> at your own folder)"
+    )
+
+
 def render_status(info: dict) -> str:
-    """The banner above the chat: a warning with the fix when the index is missing or stale."""
-    if not info.get("built"):
+    """The banner above the chat: what to do next when there is nothing to search yet, a
+    warning with the fix when the index is missing or stale."""
+    files = info.get("seed_files")
+    if files == 0 and not info.get("documents"):
         return (
-            '<div class="banner warn"><b>No index yet.</b> The documents in the seeds folder '
-            "have not been indexed, so questions cannot be answered. Press "
+            '<div class="banner warn empty"><b>No documents yet.</b> '
+            f"{_how_to_add(info)}; then press <b>Build the index</b>.</div>"
+        )
+    if not info.get("built"):
+        held = f"The {counted(files, 'file')} in" if files else "The documents in"
+        have = "has" if files == 1 else "have"
+        return (
+            f'<div class="banner warn"><b>No index yet.</b> {held} the seeds folder {have} '
+            "not been indexed, so questions cannot be answered. Press "
             "<b>Build the index</b> (or run <code>assistant build</code>).</div>"
         )
     if info.get("error"):
@@ -215,15 +244,18 @@ def render_status(info: dict) -> str:
             "<b>Build the index</b>.</div>"
         )
     return (
-        f'<div class="banner ok">{len(info.get("documents", {}))} documents, '
-        f"{info.get('chunks', 0)} chunks indexed with {_esc(info.get('model', ''))}.</div>"
+        f'<div class="banner ok">{counted(len(info.get("documents", {})), "document")}, '
+        f"{counted(int(info.get('chunks', 0)), 'chunk')} indexed with "
+        f"{_esc(info.get('model', ''))}.</div>"
     )
 
 
 def render_documents(info: dict) -> str:
     """The documents panel: index facts, then one row per indexed document."""
     if not info.get("built"):
-        return "<p>No index has been built yet.</p>"
+        if info.get("seed_files") == 0:
+            return f"<p>No index has been built yet, and there are no documents. {_how_to_add(info)}.</p>"
+        return "<p>No index has been built yet: press <b>Build the index</b>.</p>"
     docs = info.get("documents", {})
     rows = "".join(
         f"<tr><td>{_esc(d.get('title', ''))}</td><td><code>{_esc(doc_id)}</code></td>"
@@ -242,7 +274,7 @@ def render_documents(info: dict) -> str:
     return (
         '<div class="docs">'
         f"<p><b>Index:</b> model <code>{_esc(info.get('model', ''))}</code>, "
-        f"{int(info.get('chunks', 0))} chunks, {len(docs)} documents, built "
+        f"{counted(int(info.get('chunks', 0)), 'chunk')}, {counted(len(docs), 'document')}, built "
         f"{_esc(info.get('created', ''))}; {state}.</p>"
         '<table class="docs-table"><thead><tr><th>title</th><th>file</th><th>format</th>'
         "<th>pages</th><th>chunks</th><th>note</th></tr>"
@@ -257,26 +289,47 @@ class UploadError(ValueError):
     """An upload was refused; the message says why."""
 
 
+NAME_BYTES = 200  # UTF-8 bytes: under the 255 of common file systems, with room for "-2"
+# Names Windows reserves, with any extension (``con.txt`` cannot be created or opened there).
+_RESERVED = re.compile(r"^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(?:\..*)?$", re.I)
+
+
+def _name_char(ch: str) -> str:
+    """Letters, marks and digits of any script, ``_``, ``-`` and ``.`` are kept; anything else
+    (separators, controls, bidi overrides, shell and Windows specials, spaces) becomes ``-``."""
+    if ch in "-_." or unicodedata.category(ch)[0] in "LMN":
+        return ch
+    return "-"
+
+
 def safe_filename(name: str) -> str:
     """A plain file name for an upload: no folders, no hidden names, a supported extension.
 
     ``"../../etc/passwd.txt"`` becomes ``"passwd.txt"``; ``".bashrc.md"`` becomes
-    ``"bashrc.md"``; characters other than letters, digits, ``-``, ``_`` and ``.`` become ``-``.
+    ``"bashrc.md"``; ``"Überblick (2024).pdf"`` becomes ``"Überblick-2024.pdf"``: letters
+    of every script are kept, other characters become ``-``. Names Windows reserves
+    (``con.txt``, ``aux.md``) are refused.
     """
     base = re.split(r"[\\/]", str(name or ""))[-1]
-    base = unicodedata.normalize("NFKC", base).strip()
+    base = unicodedata.normalize("NFC", base).strip()
     stem, dot, ext = base.rpartition(".")
     ext = ("." + ext.lower()) if dot else ""
     if ext not in UPLOAD_EXTENSIONS:
         raise UploadError(
             f"only {' '.join(UPLOAD_EXTENSIONS)} files can be added, not {_shown(base)}"
         )
-    stem = re.sub(r"[^\w.-]+", "-", stem, flags=re.ASCII)
+    stem = "".join(_name_char(ch) for ch in stem)
     stem = re.sub(r"\.{2,}", ".", stem)
     stem = re.sub(r"-{2,}", "-", stem).strip(".-_ ")
-    stem = stem[: NAME_MAX - len(ext)].rstrip(".-_ ")
+    while stem and (len(stem) > NAME_MAX - len(ext) or len(stem.encode()) > NAME_BYTES):
+        stem = stem[:-1]
+    stem = stem.rstrip(".-_ ")
     if not stem:
         stem = "document"
+    if _RESERVED.match(stem):
+        raise UploadError(
+            f"{_shown(base)} is a name Windows reserves for a device; rename the file"
+        )
     return stem + ext
 
 
@@ -284,12 +337,17 @@ def _shown(name: str) -> str:
     return repr(name[:60]) if name else "a file without a name"
 
 
+def _size(n: int) -> str:
+    """A size that never reads as equal to the limit it exceeds: exact bytes under 10 MB."""
+    return f"{n:,} bytes" if n < 10 * 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
+
+
 def check_upload(data: bytes, max_kb: int) -> str:
     """The upload's text, or ``UploadError`` if it is too large, empty, binary or not UTF-8."""
     if len(data) > max_kb * 1024:
         raise UploadError(
-            f"the file is {len(data) / 1024:.0f} KB; the limit is {max_kb} KB "
-            "(ASSISTANT_MAX_UPLOAD_KB)"
+            f"the file is {_size(len(data))}, over the limit of {max_kb} KB "
+            f"({max_kb * 1024:,} bytes; ASSISTANT_MAX_UPLOAD_KB)"
         )
     if not data.strip():
         raise UploadError("the file is empty")
@@ -361,11 +419,44 @@ _NOT_ENTITIES = {
 }  # fmt: skip
 
 
-def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX) -> list[str]:
-    """A few questions built from the indexed documents themselves (not from a fixed list).
+_UNITS = {
+    "degrees", "minutes", "hours", "days", "weeks", "months", "years", "seconds", "percent",
+    "dollars", "euros", "pounds", "metres", "meters", "kilometres", "kilometers", "miles",
+    "grams", "kilograms", "tonnes", "tons", "litres", "liters", "pages", "times", "watts",
+    "kilowatts", "volts", "amps", "bytes", "points", "inches", "feet", "centimetres",
+}  # fmt: skip
+EXAMPLE_CHARS = 60  # an example is a short question, shown whole on its chip
 
-    For each document, largest first: "How many <things> ...?" from a counted noun in it, and
-    "What does <title> say about <name>?" from its most mentioned name.
+
+def _names(text: str, title: str) -> Counter:
+    """Capitalized names mentioned inside sentences (a capital word that only ever starts a
+    sentence is not a name), not those of the title; a longer name that holds a frequent
+    shorter one gets its count ("Kim Jong Un" over "Kim")."""
+    title_words = {w.lower() for w in re.findall(r"\w+", title)}
+    names: Counter = Counter()
+    for m in _ENTITY.finditer(text):
+        name = m.group(0)
+        before = text[: m.start()].rstrip(" \t")
+        if name in _NOT_ENTITIES or len(name) <= 2 or not before or before[-1] in '.!?\n:"“':
+            continue
+        if {w.lower() for w in name.split()} <= title_words and len(title_words) <= 3:
+            continue
+        names[name] += 1
+    for name in list(names):
+        longer = [n for n in names if n != name and n.startswith(name + " ") and names[n] >= 2]
+        if longer:
+            best = max(longer, key=lambda n: names[n])
+            names[best] += names.pop(name)
+    return names
+
+
+def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX) -> list[str]:
+    """A few short questions built from the indexed documents themselves (not a fixed list),
+    phrased as a person would ask them and short enough to show whole.
+
+    For each document, largest first: "How many <things> are there?" from a counted noun in
+    it, and "What is said about <name>?" from its most mentioned name; a
+    document with neither offers "Summarize “<title>”" when its title is short.
     """
     from .corpus import read_document, source_path
     from .sources import is_extracted, stored_text
@@ -390,54 +481,50 @@ def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX)
                 continue
             if isinstance(doc, str):
                 continue
-        title = " ".join(meta.get("title", doc.title).split())[:60]
-        title_words = {w.lower() for w in re.findall(r"\w+", title)}
-        counted = _COUNTED.search(doc.text)
-        if counted:
-            out.append(f"How many {counted.group(1)} does “{title}” mention?")
-        names = Counter(
-            m.group(0)
-            for m in _ENTITY.finditer(doc.text)
-            if m.group(0) not in _NOT_ENTITIES
-            and not {w.lower() for w in m.group(0).split()} <= title_words
-            and len(m.group(0)) > 2
+        title = " ".join(meta.get("title", doc.title).split())
+        counted_noun = next(
+            (m.group(1) for m in _COUNTED.finditer(doc.text) if m.group(1) not in _UNITS), None
         )
-        if names:
-            out.append(f"What does “{title}” say about {names.most_common(1)[0][0]}?")
-        elif not counted:
-            out.append(f"What is “{title}” about?")
+        if counted_noun:
+            out.append(f"How many {counted_noun} are there?")
+        names = _names(doc.text, title)
+        name = next((n for n, _ in names.most_common(3) if len(n) <= 30), None)
+        if name:
+            out.append(f"What is said about {name}?")
+        elif not counted_noun and len(title) <= 40 and not title.endswith("…"):
+            out.append(f"Summarize “{title}”")
     # Round-robin, so that several documents are represented when there are several.
     ordered = [q for row in zip_longest(*per_doc) for q in row if q]
-    return list(dict.fromkeys(ordered))[:limit]
+    shown = [q for q in dict.fromkeys(ordered) if len(q) <= EXAMPLE_CHARS]
+    return shown[:limit]
 
 
 # --- the app ------------------------------------------------------------------------------------
 
 
 def _status(settings: Settings) -> dict:
+    """The index status plus the seeds folder's facts (for the empty state)."""
+    from .documents import seed_documents
     from .store.status import index_status
 
+    seeds = {
+        "seeds_dir": str(Path(settings.seeds_dir).resolve()),
+        "seed_files": len(seed_documents(settings)),
+    }
     try:
-        return index_status(settings)
+        return {**index_status(settings), **seeds}
     except AssistantError as exc:
-        return {"built": True, "error": str(exc), "documents": {}, "stale": True}
+        return {"built": True, "error": str(exc), "documents": {}, "stale": True, **seeds}
     except (OSError, ValueError, KeyError) as exc:
-        return {"built": True, "error": f"{type(exc).__name__}: {exc}", "documents": {}}
+        error = f"{type(exc).__name__}: {exc}"
+        return {"built": True, "error": error, "documents": {}, **seeds}
 
 
 def _needs_build(info: dict) -> bool:
     return not info.get("built") or bool(info.get("stale")) or bool(info.get("error"))
 
 
-def _history_pairs(history: Any) -> list[tuple[str, str]]:
-    """``[[question, answer_text], ...]`` (as sent by API callers) as pairs; junk is dropped."""
-    pairs: list[tuple[str, str]] = []
-    for item in history or []:
-        if isinstance(item, (list, tuple)) and len(item) == 2:
-            pairs.append((str(item[0] or ""), str(item[1] or "")))
-        elif isinstance(item, dict) and "question" in item:
-            pairs.append((str(item.get("question") or ""), str(item.get("answer") or "")))
-    return pairs
+CHAT_KEEP = 100  # messages kept in the browser's storage (50 questions and answers)
 
 
 def build_app(settings: Settings | None = None) -> Any:
@@ -457,40 +544,66 @@ def build_app(settings: Settings | None = None) -> Any:
     def refresh() -> tuple:
         info = _status(settings)
         samples = [[q] for q in example_questions(settings, info)] if info.get("built") else []
+        needs = _needs_build(info) and bool(info.get("seed_files"))
         return (
             render_status(info),
-            gr.Button(visible=_needs_build(info)),
-            render_documents(info),
-            gr.Dataset(samples=samples or [["What are these documents about?"]]),
+            gr.Button(visible=needs),  # one "Build the index" button at a time: this one
+            render_documents(info),  # when the index needs it, the Documents tab's otherwise
+            gr.Dataset(  # no chips before there is anything to ask about
+                samples=samples or [["What are these documents about?"]],
+                visible=bool(info.get("built")) and not info.get("error"),
+            ),
+            gr.Button(visible=not needs and bool(info.get("seed_files"))),
         )
+
+    def saved_chat(chat: list, turns: list) -> dict:
+        """What the browser keeps (localStorage, encrypted by Gradio): the last messages, and
+        the turns' plain text HTML-escaped, so that nothing the browser receives is markup."""
+        turns = [[html.escape(q), html.escape(a)] for q, a in list(turns)[-CHAT_KEEP // 2 :]]
+        return {"chat": list(chat)[-CHAT_KEEP:], "turns": turns}
 
     def respond(message: str, chat: list, turns: list) -> Iterator[tuple]:
         message = (message or "").strip()
         chat = list(chat or [])
         turns = list(turns or [])
         if not message:
-            yield gr.skip(), chat, turns
+            yield gr.skip(), chat, turns, gr.skip()
             return
         chat.append({"role": "user", "content": render_question(message)})
         chat.append({"role": "assistant", "content": render_partial("")})
-        yield "", list(chat), list(turns)
+        yield "", list(chat), list(turns), gr.skip()
         try:
             for text, answer in ask_stream(message, [tuple(t) for t in turns], settings):
                 if answer is None:
                     chat[-1] = {"role": "assistant", "content": render_partial(text)}
-                else:
-                    chat[-1] = {"role": "assistant", "content": render_answer(answer)}
-                    turns.append([message, answer.text])
-                yield "", list(chat), list(turns)
-        except AssistantError as exc:
+                    yield "", list(chat), list(turns), gr.skip()
+                    continue
+                outdated = outdated_sources(answer, settings.seeds_dir)
+                content = render_answer(with_outdated_notice(answer, outdated), outdated)
+                chat[-1] = {"role": "assistant", "content": content}
+                turns.append([message, answer.text])
+        except (AssistantError, ValueError) as exc:
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
-            yield "", list(chat), list(turns)
-        except ValueError as exc:
-            chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
-            yield "", list(chat), list(turns)
+        yield "", list(chat), list(turns), saved_chat(chat, turns)
+
+    def restore(saved: Any) -> tuple:
+        """The conversation this browser kept, shown again after a reload."""
+        if not isinstance(saved, dict):
+            return [], []
+        chat = [
+            m
+            for m in saved.get("chat") or []
+            if isinstance(m, dict) and m.get("role") in ("user", "assistant")
+        ]
+        turns = [
+            [html.unescape(str(t[0])), html.unescape(str(t[1]))]
+            for t in saved.get("turns") or []
+            if isinstance(t, (list, tuple)) and len(t) == 2
+        ]
+        return chat, turns
 
     def new_chat() -> tuple:
-        return [], [], ""
+        return [], [], "", {"chat": [], "turns": []}
 
     def pick_example(sample: Any) -> str:
         if isinstance(sample, (list, tuple)):
@@ -531,7 +644,7 @@ def build_app(settings: Settings | None = None) -> Any:
         thread = threading.Thread(target=work, name="assistant-build", daemon=True)
         thread.start()
         started = time.monotonic()
-        skip = (gr.skip(),) * 4
+        skip = (gr.skip(),) * 5
         while thread.is_alive():
             thread.join(0.4)
             done, total = state["done"], state["total"]
@@ -545,6 +658,11 @@ def build_app(settings: Settings | None = None) -> Any:
             exc = state["error"]
             if not isinstance(exc, AssistantError):
                 log.exception("build failed", exc_info=exc)
+            if isinstance(exc, IndexLockedError):
+                exc = (
+                    "another build of this index is still running (from the command line or "
+                    "another window); press Build the index again when it has finished"
+                )
             message = f"<p class='build-error'>Build failed: {_esc(exc)}</p>"
         else:
             report = state["report"]
@@ -598,14 +716,18 @@ def build_app(settings: Settings | None = None) -> Any:
         pairs. Returns the answer as data: text with [n] markers, citations (source, title,
         start, end, quote, passage, page, locator), passages, abstained, query."""
         try:
-            return ask(question, _history_pairs(history), settings).to_dict()
+            result = ask(question, history, settings)
+            return with_outdated_notice(
+                result, outdated_sources(result, settings.seeds_dir)
+            ).to_dict()
         except (AssistantError, ValueError, TypeError) as exc:
             raise gr.Error(str(exc)) from exc
 
     def api_retrieve(query: str, k: int = 5) -> list:
-        """The k passages that best match the query (hybrid dense + BM25 search), as data."""
-        try:
-            return [p.to_dict() for p in retrieve(query, int(k), settings)]
+        """The k passages that best match the query (hybrid dense + BM25 search), as data.
+        ``k``: a whole number from 1 to ASSISTANT_MAX_K, as in ``retrieve()``."""
+        try:  # k as sent: "7", 2.5 and true are refused here as retrieve() refuses them
+            return [p.to_dict() for p in retrieve(query, k, settings)]
         except (AssistantError, ValueError, TypeError) as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -616,6 +738,10 @@ def build_app(settings: Settings | None = None) -> Any:
         status = gr.Markdown(elem_id="status-banner", latex_delimiters=[])
         fix = gr.Button("Build the index", variant="primary", visible=False, elem_id="fix-index")
         turns = gr.State([])
+        # The conversation lives in this browser only (localStorage, encrypted with a key of
+        # this server process): a reload shows it again; New chat clears it; nothing is stored
+        # on the server.
+        kept = gr.BrowserState({"chat": [], "turns": []}, storage_key="assistant-chat")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab"):
                 chatbot = gr.Chatbot(
@@ -690,8 +816,9 @@ def build_app(settings: Settings | None = None) -> Any:
                     cancel_btn = gr.Button("Cancel", elem_id="cancel-delete")
 
         hidden = {"api_visibility": "private"}
-        panel = [status, fix, documents, examples]
+        panel = [status, fix, documents, examples, rebuild_btn]
         demo.load(refresh, None, panel, **hidden).then(choices, None, doc_ids, **hidden)
+        demo.load(restore, kept, [chatbot, turns], **hidden)
         cancel_btn.click(cancel_delete, None, [delete_msg, confirm_row], **hidden)
         confirm_btn.click(do_delete, to_delete, [delete_msg, confirm_row], **hidden).then(
             rebuild,
@@ -701,11 +828,14 @@ def build_app(settings: Settings | None = None) -> Any:
             concurrency_id="build",
             **hidden,
         ).then(choices, None, doc_ids, **hidden)
-        chat_io = {"inputs": [question, chatbot, turns], "outputs": [question, chatbot, turns]}
+        chat_io = {
+            "inputs": [question, chatbot, turns],
+            "outputs": [question, chatbot, turns, kept],
+        }
         question.submit(respond, **chat_io, concurrency_limit=4, **hidden)
         send.click(respond, **chat_io, concurrency_limit=4, **hidden)
-        clear.click(new_chat, None, [chatbot, turns, question], **hidden)
-        chatbot.clear(new_chat, None, [chatbot, turns, question], **hidden)
+        clear.click(new_chat, None, [chatbot, turns, question, kept], **hidden)
+        chatbot.clear(new_chat, None, [chatbot, turns, question, kept], **hidden)
         examples.click(pick_example, examples, question, **hidden).then(
             respond, **chat_io, concurrency_limit=4, **hidden
         )
@@ -737,6 +867,28 @@ def _theme() -> Any:
     )
 
 
+class PortInUseError(AssistantError):
+    """The port asked for is taken (by another server, often an earlier ``assistant serve``)."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise ``PortInUseError``, saying to pick another ``--port``, when ``host:port`` is busy
+    (before the model and the app are loaded; Gradio's own advice names its variables)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use ({exc.strerror or exc}), maybe by "
+                f"another `assistant serve`: stop it, or choose another port with --port "
+                f"(for example --port {port + 1 if port < 65535 else 8080})"
+            ) from None
+
+
 def launch(
     settings: Settings | None = None,
     host: str = "127.0.0.1",
@@ -746,6 +898,7 @@ def launch(
     """Serve the app on ``host:port`` (localhost unless told otherwise); blocks until stopped
     unless ``prevent_thread_lock=True`` is passed, in which case the running app is returned."""
     settings = settings or Settings()
+    check_port(host, port)
     demo = build_app(settings)
     blocked = sorted(
         {str(Path(p).resolve()) for p in (settings.seeds_dir, settings.index_dir, Path.cwd())}

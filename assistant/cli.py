@@ -15,7 +15,40 @@ from typing import Annotated, Any
 import typer
 
 from .config import Settings, settings_table
-from .errors import AssistantError
+from .errors import AssistantError, ConfigError
+from .types import Answer, counted
+
+
+def _plain_help() -> None:
+    """Recent typer prints a type after every flag (``--full <bool>``) and required arguments
+    in braces (``ask [OPTIONS] {question}``); show flags bare and arguments as ``QUESTION``.
+    Guarded: on a typer without these hooks, its own help is left as it is."""
+    from typer import core
+
+    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
+    if option is None or argument is None or getattr(option, "_assistant_plain", False):
+        return
+    if hasattr(option, "display_type_rich"):
+        shown = option.display_type_rich
+
+        def option_type(self: Any, ctx: Any) -> str | None:
+            return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+        option.display_type_rich = option_type
+    if hasattr(argument, "display_type_rich"):
+        argument.display_type_rich = lambda self, ctx: None  # the name says what it is
+    if hasattr(argument, "_usage_display_name"):
+
+        def usage_name(self: Any) -> str:
+            name = (self.metavar or self.name or "").upper()
+            name = name if self.required else f"[{name}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        argument._usage_display_name = usage_name
+    option._assistant_plain = True
+
+
+_plain_help()
 
 app = typer.Typer(
     add_completion=False,
@@ -53,13 +86,17 @@ def _handled(func: Callable[..., Any]) -> Callable[..., Any]:
 def _settings() -> Settings:
     try:
         return Settings()
-    except Exception as exc:  # pydantic's ValidationError, reported in one line
-        first = str(exc).splitlines()
-        _fail("invalid settings: " + " ".join(first[:3]), 2)
+    except ConfigError as exc:  # names the ASSISTANT_* variable, in one line
+        _fail(str(exc), exc.exit_code)
         raise  # unreachable
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\t"}
+_BOLD, _PLAIN = "\ue000", "\ue001"  # where bold starts and ends, until escaping is done
+_CONTROL = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x20), *range(0x7F, 0xA0), ord(_BOLD), ord(_PLAIN)]
+    if chr(c) not in "\n\t"
+}
 
 
 def _safe(text: str) -> str:
@@ -71,6 +108,54 @@ def _safe(text: str) -> str:
 def _warn_stale(message: str) -> None:
     if message:
         typer.echo(f"warning: {_safe(message)}", err=True)
+
+
+def _clip(text: str, n: int, left: bool = False) -> str:
+    text = " ".join(text.split())
+    if len(text) <= n:
+        return text
+    return "…" + text[-n:].lstrip() if left else text[:n].rstrip() + "…"
+
+
+def render_text(answer: Answer, bold: Callable[[str], str] = str) -> str:
+    """The answer for a terminal: plain text (no Markdown marks), then its numbered excerpts;
+    ``bold`` styles the quote and the answering phrase (ANSI on a terminal, nothing in a pipe)."""
+    from .answer.render import split_quote
+
+    if answer.mode == "extractive" and answer.kind == "fact" and not answer.abstained:
+        quotes = []
+        for c in answer.citations:
+            before, phrase, after = split_quote(c)
+            quotes.append(
+                f"“{before}{bold(phrase)}{after}” [{c.n}]" if phrase else f"“{before}” [{c.n}]"
+            )
+        out = [" ".join(quotes)]
+    else:
+        out = [answer.text]
+    if answer.abstained:
+        out[0] = "Not found in the documents. " + out[0]
+    out.append("")
+    if answer.query and answer.query != answer.question:
+        out += [f"searched for: {answer.query}", ""]
+    out += [f"note: {notice}" for notice in answer.notices] + ([""] if answer.notices else [])
+    if answer.abstained:
+        if answer.passages:
+            out.append("Closest matches:")
+            out += [
+                f"- {p.title} ({p.source}, chars {p.start}-{p.end}): {_clip(p.text, 200)}"
+                for p in answer.passages[:3]
+            ]
+        return "\n".join(out).rstrip() + "\n"
+    if answer.kind == "fact" and answer.citations:
+        out += [f"confidence {answer.confidence:.0%}", ""]
+    for c in answer.citations:
+        a, b = c.start - c.passage_start, c.end - c.passage_start
+        where = f"{c.locator}, " if c.locator else ""  # "p. 17, " for a PDF
+        out.append(f"[{c.n}] {c.title} ({c.source}, {where}chars {c.start}-{c.end})")
+        before, after = _clip(c.passage[:a], 240, left=True), _clip(c.passage[b:], 240)
+        context = [before, bold(" ".join(c.quote.split())), after]
+        out.append("    " + " ".join(part for part in context if part))
+    return "\n".join(out).rstrip() + "\n"
 
 
 def _print_json(data: Any) -> None:
@@ -109,8 +194,10 @@ def build(
 @app.command()
 @_handled
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", "--k", help="How many passages.")] = 5,
+    query: Annotated[str, typer.Argument(help="What to look for.", metavar="QUERY")],
+    k: Annotated[
+        int, typer.Option("-k", "--k", help="How many passages (at most ASSISTANT_MAX_K).")
+    ] = 5,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the passages that best match QUERY (hybrid dense + BM25 search)."""
@@ -135,36 +222,44 @@ def search(
 @app.command()
 @_handled
 def ask(
-    question: Annotated[str, typer.Argument(help="The question.")],
+    question: Annotated[str, typer.Argument(help="The question.", metavar="QUESTION")],
     as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION with quoted, verified excerpts (or say the documents do not answer it)."""
     from .answer import ask as ask_question
-    from .answer import render_markdown
+    from .sources import outdated_sources, with_outdated_notice
 
-    answer = ask_question(question, settings=_settings())
+    settings = _settings()
+    answer = ask_question(question, settings=settings)
     _warn_stale(answer.stale)
+    answer = with_outdated_notice(answer, outdated_sources(answer, settings.seeds_dir))
     if as_json:
         _print_json(answer.to_dict())
         return
-    typer.echo(_safe(render_markdown(answer)), nl=False)
+    # Document text is escaped first; then the bold marks become the terminal's codes.
+    text = _safe(render_text(answer, lambda t: f"{_BOLD}{t}{_PLAIN}"))
+    bold_on, bold_off = typer.style("|", bold=True).split("|")
+    typer.echo(text.replace(_BOLD, bold_on).replace(_PLAIN, bold_off), nl=False)
 
 
 @app.command()
 @_handled
 def status(as_json: JsonOpt = False) -> None:
     """Show the index: model, chunks, documents, and whether the seeds changed since."""
+    from .corpus import seeds_advice
     from .store.status import index_status
 
-    info = index_status(_settings())
+    settings = _settings()
+    info = index_status(settings)
     if as_json:
         _print_json(info)
         return
     if not info["built"]:
-        typer.echo(f"no index in {info['index_dir']}; run `assistant build`")
+        typer.echo(f"no index in {info['index_dir']}; {seeds_advice(settings.seeds_dir)}")
         raise typer.Exit(4)
     typer.echo(
-        f"{info['index_dir']}: {len(info['documents'])} documents, {info['chunks']} chunks, "
+        f"{info['index_dir']}: {counted(len(info['documents']), 'document')}, "
+        f"{counted(info['chunks'], 'chunk')}, "
         f"model {info['model']} ({info['dim']}-d, {info['index']}), built {info['created']}"
         + (f", {len(info['segments'])} segments" if len(info["segments"]) > 1 else "")
     )
@@ -183,14 +278,19 @@ def status(as_json: JsonOpt = False) -> None:
 @app.command()
 @_handled
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.", metavar="HOST")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", metavar="PORT")] = 7860,
     build_first: Annotated[
         bool, typer.Option("--build/--no-build", help="Update the index before serving.")
     ] = False,
 ) -> None:
     """Start the web chat (Gradio) on HOST:PORT."""
+    from .app import check_port
+
     settings = _settings()
+    check_port(host, port)  # before building: a busy port is said at once, with the fix
     if build_first:
         from .build import build_index
 

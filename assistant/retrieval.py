@@ -16,6 +16,7 @@ from .errors import IncompatibleIndexError
 from .store import IndexStore, backend_for
 from .store.diff import diff, shown_changes
 from .types import Passage, Passages
+from .validate import check_k
 
 __all__ = ["Retriever", "retrieve", "fuse", "get_retriever"]
 
@@ -224,7 +225,7 @@ class Retriever:
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""
-        query = _check_query(query, k)
+        query = _check_query(query, k, self.settings.max_k)
         index = self.index
         with index.in_use():  # a build swapped in meanwhile closes this one only afterwards
             passages = self._search(index, query, k)
@@ -269,13 +270,10 @@ class Retriever:
         return embedding_text(passage.title, passage.text, self.settings.embed_titles)
 
 
-def _check_query(query: str, k: int) -> str:
+def _check_query(query: str, k: int, max_k: int | None = None) -> str:
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, not {type(query).__name__}")
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an integer, not {type(k).__name__}")
-    if k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k}")
+    check_k(k, max_k)
     # Lone surrogates (JSON "\\ud800" decodes to one) break the model's tokenizer: replace them.
     cleaned = query.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     cleaned = cleaned.replace("\x00", " ").strip()

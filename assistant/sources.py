@@ -16,12 +16,13 @@ import hashlib
 import os
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from .corpus import source_path
 from .extract import format_of, is_plain
+from .types import Answer
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,30 @@ def source_text(seeds_dir: Path | str, doc_id: str) -> str | None:
         return source_path(Path(seeds_dir), doc_id).read_bytes().decode("utf-8")
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def outdated_sources(answer: Answer, seeds_dir: Path | str) -> set[str]:
+    """Sources of an abstention's closest matches whose file no longer holds the text shown
+    (edited or removed since the build). Citations need no such check: they are verified."""
+    if not answer.abstained:
+        return set()
+    out = set()
+    for p in answer.passages[:3]:
+        text = source_text(seeds_dir, p.source)
+        if text is None or text[p.start : p.end] != p.text:
+            out.add(p.source)
+    return out
+
+
+def with_outdated_notice(answer: Answer, outdated: set[str]) -> Answer:
+    """The answer with a notice naming the sources whose shown text is out of date."""
+    if not outdated:
+        return answer
+    notice = (
+        f"{', '.join(sorted(outdated))} changed since the index was built: the closest matches "
+        "show the old text; rebuild the index (Build the index, or `assistant build`)"
+    )
+    return replace(answer, notices=[*answer.notices, notice])
 
 
 def _sha256(path: Path, st: os.stat_result) -> str:

@@ -171,7 +171,7 @@ class BuildReport:
 
     def summary(self) -> str:
         text = (
-            f"{self.documents} documents: {self.new} new, {self.changed} changed, "
+            f"{counted(self.documents, 'document')}: {self.new} new, {self.changed} changed, "
             f"{self.removed} removed, {self.unchanged} unchanged; "
             f"embedded {self.embedded_chunks} chunks, reused {self.reused_chunks}"
         )
@@ -183,6 +183,11 @@ class BuildReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 document"``, ``"3 documents"``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 class Passages(list):

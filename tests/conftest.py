@@ -56,6 +56,18 @@ def fake_embedder() -> FakeEmbedder:
 
 
 @pytest.fixture
+def fake_model(fake_embedder, monkeypatch):
+    """The fake embedder wherever the library would load the model by name."""
+    import assistant.build as index_mod
+    import assistant.retrieval as retrieval_mod
+
+    monkeypatch.setattr(index_mod, "get_embedder", lambda model: fake_embedder)
+    monkeypatch.setattr(retrieval_mod, "get_embedder", lambda model: fake_embedder)
+    monkeypatch.setattr(retrieval_mod, "_retrievers", {})
+    return fake_embedder
+
+
+@pytest.fixture
 def settings(tmp_path, monkeypatch) -> Settings:
     seeds = tmp_path / "seeds"
     seeds.mkdir()

@@ -132,7 +132,13 @@ def test_status_and_documents_panel_escape_titles_and_offer_the_fix():
         ("My notes (v2) <b>.md", "My-notes-v2-b.md"),
         (".txt", "document.txt"),
         ("a" * 300 + ".txt", "a" * 76 + ".txt"),
-        ("Résumé Ω.md", "R-sum.md"),
+        ("Résumé Ω.md", "Résumé-Ω.md"),  # letters of any script are kept
+        ("東京の地図.md", "東京の地図.md"),
+        ("हिन्दी लेख.txt", "हिन्दी-लेख.txt"),  # combining vowel signs too
+        ("Überblick (2024).pdf", "Überblick-2024.pdf"),
+        ("evil\u202etxt.md", "evil-txt.md"),  # a bidi override is not a letter
+        ("tab\there\x00.md", "tab-here.md"),
+        ("console.txt", "console.txt"),
     ],
 )
 def test_safe_filename(given, expected):
@@ -145,6 +151,18 @@ def test_safe_filename(given, expected):
 def test_safe_filename_refuses_other_types(given):
     with pytest.raises(web.UploadError):
         web.safe_filename(given)
+
+
+@pytest.mark.parametrize("given", ["con.txt", "AUX.md", "nul.tar.txt", "com1.pdf", "LPT9.html"])
+def test_safe_filename_refuses_windows_reserved_names(given):
+    with pytest.raises(web.UploadError, match="Windows reserves"):
+        web.safe_filename(given)
+
+
+def test_safe_filename_fits_the_file_system_in_bytes():
+    name = web.safe_filename("日本" * 200 + ".md")
+    assert name.endswith(".md") and len(name.encode()) <= web.NAME_BYTES + 3
+    assert set(name[:-3]) == {"日", "本"}
 
 
 def test_save_upload_writes_only_new_files_in_the_seeds_folder(settings, tmp_path):
@@ -167,7 +185,8 @@ def test_save_upload_writes_only_new_files_in_the_seeds_folder(settings, tmp_pat
         (b"\xff\xfe\x00h\x00i", "binary"),
         (b"caf\xe9 au lait", "not UTF-8"),
         (b"   \n\t", "empty"),
-        (b"x" * (3 * 1024 + 1), "limit is 3 KB"),
+        # One byte over: the message must not read "3 KB; the limit is 3 KB".
+        (b"x" * (3 * 1024 + 1), "is 3,073 bytes, over the limit of 3 KB \\(3,072 bytes"),
     ],
 )
 def test_save_upload_rejects_bad_content(settings, monkeypatch, data, reason):
@@ -178,17 +197,6 @@ def test_save_upload_rejects_bad_content(settings, monkeypatch, data, reason):
 
 
 # --- the app and its API ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_model(fake_embedder, monkeypatch):
-    import assistant.build as index_mod
-    import assistant.retrieval as retrieval_mod
-
-    monkeypatch.setattr(index_mod, "get_embedder", lambda model: fake_embedder)
-    monkeypatch.setattr(retrieval_mod, "get_embedder", lambda model: fake_embedder)
-    monkeypatch.setattr(retrieval_mod, "_retrievers", {})
-    return fake_embedder
 
 
 def test_example_questions_come_from_the_indexed_documents(seeded, fake_model):
@@ -217,14 +225,15 @@ def _handler(demo, name: str):
 def test_missing_index_is_announced_and_the_fix_builds_it(seeded, fake_model):
     demo = web.build_app(seeded)
     refresh, rebuild = _handler(demo, "refresh"), _handler(demo, "rebuild")
-    banner, fix, panel, _examples = refresh()
+    banner, fix, panel, _examples, other = refresh()
     assert "No index yet" in banner and fix.visible is True
+    assert other.visible is False  # one "Build the index" button at a time
     assert "No index has been built" in panel
 
     steps = list(rebuild())
-    log, banner, fix, panel, examples = steps[-1]
+    log, banner, fix, panel, examples, other = steps[-1]
     assert "Index built: 3 documents: 3 new" in log
-    assert "3 documents" in banner and fix.visible is False
+    assert "3 documents" in banner and fix.visible is False and other.visible is True
     assert "notes/bread.md" in panel and "Baking bread" in panel
     assert any("troops" in sample[0] for sample in examples.raw_samples)
 
@@ -236,8 +245,8 @@ def test_missing_index_is_announced_and_the_fix_builds_it(seeded, fake_model):
     message, cleared = add_document(str(upload))
     assert "Lighthouse-notes.txt" in message and cleared is None
     assert (seeded.seeds_dir / "Lighthouse-notes.txt").exists()
-    banner, fix, _, _ = refresh()
-    assert "out of date" in banner and fix.visible is True
+    banner, fix, _, _, other = refresh()
+    assert "out of date" in banner and fix.visible is True and other.visible is False
     bad = upload.with_name("run.sh")
     bad.write_text("echo hi\n")
     message, _ = add_document(str(bad))
@@ -253,15 +262,23 @@ def test_chat_streams_then_renders_the_answer_and_follows_up(seeded, fake_model)
     )
     assert len(steps) >= 3  # the question, at least one partial answer, the final answer
     assert "streaming" in steps[1][1][-1]["content"]
-    _, chat, turns = steps[-1]
+    assert all(step[3] is not None for step in steps)
+    _, chat, turns, kept = steps[-1]
+    assert kept["chat"] == chat and len(kept["turns"]) == 1  # the browser's copy, after the answer
     assert [m["role"] for m in chat] == ["user", "assistant"]
     assert "answer-final" in chat[-1]["content"] and "<mark" in chat[-1]["content"]
     assert turns[0][0].startswith("How many troops") and "[1]" in turns[0][1]
 
-    _, chat, turns = list(respond("And when was that?", chat, turns))[-1]
-    assert len(chat) == 4 and len(turns) == 2
+    _, chat, turns, kept = list(respond("And when was that?", chat, turns))[-1]
+    assert len(chat) == 4 and len(turns) == 2 and kept["turns"] == turns
     assert "searched for:" in chat[-1]["content"]
-    assert new_chat() == ([], [], "")
+    assert new_chat() == ([], [], "", {"chat": [], "turns": []})  # the browser's copy too
+
+    # A reload: the page sends what this browser kept; junk in it is dropped, not shown.
+    restore = _handler(demo, "restore")
+    assert restore(kept) == (chat, turns)
+    assert restore(None) == ([], []) and restore("junk") == ([], [])
+    assert restore({"chat": [{"role": "system", "content": "x"}, 3], "turns": [[1]]}) == ([], [])
 
 
 def _free_port() -> int:

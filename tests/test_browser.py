@@ -2,7 +2,10 @@
 
 The server is ``python -m assistant serve --build`` on a free port, with the real model, over a
 temporary copy of the seed corpus plus a document full of HTML that must show as text. Screenshots
-go to ``artifacts/`` (gitignored).
+go to ``artifacts/`` (gitignored: they are made fresh by every run, for a person to look at).
+
+``test_first_hour_walk_through`` is the path a newcomer takes, from an empty seeds folder and a
+fresh index folder, against an in-process server (real model, one small document).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ if CHROMIUM is None:
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright Python package is not installed"
 )
+# Builds and first answers take seconds on a busy 2-core machine: Playwright's 5 s default for
+# expect() made these tests fail under load (the PDF build), not for any fault of the app.
+playwright_api.expect.set_options(timeout=LONG)
 
 
 def _free_port() -> int:
@@ -191,7 +197,7 @@ def test_chat_answers_with_citation_highlighted_excerpt_and_follow_up(page):
     # The example questions come from the indexed documents; clicking one asks it.
     page.locator("#examples").get_by_text("How many troops", exact=False).first.click()
     expect(page.locator("#chat .answer-final")).to_have_count(1)
-    expect(page.locator("#chat .question")).to_contain_text("How many troops does")
+    expect(page.locator("#chat .question")).to_contain_text("How many troops are there?")
     assert page.dialogs == []  # type: ignore[attr-defined]
 
 
@@ -230,7 +236,7 @@ def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
     assert (server["seeds"] / "Quill-Island-notes.txt").read_text() == UPLOADED_DOC
     expect(page.locator("#status-banner")).to_contain_text("out of date")
 
-    page.click("#rebuild")
+    page.click("#fix-index")  # the one "Build the index" button while the index is stale
     expect(page.locator("#build-log .build-done")).to_contain_text("1 new")
     expect(page.locator("#documents")).to_contain_text("Quill-Island-notes.txt")
     expect(page.locator("#status-banner")).not_to_contain_text("out of date")
@@ -258,7 +264,7 @@ def test_pdf_upload_page_link_duplicate_and_delete(page, server, tmp_path):
     page.get_by_role("tab", name="Documents").click()
     page.locator("#upload input[type=file]").set_input_files(str(pdf))
     expect(page.locator("#upload-message .upload-ok")).to_contain_text("Field-manual.pdf")
-    page.click("#rebuild")
+    page.click("#fix-index")
     expect(page.locator("#build-log .build-done")).to_contain_text("1 new")
     row = page.locator("#documents tr", has_text="Field-manual.pdf")
     expect(row).to_contain_text("pdf")
@@ -310,3 +316,122 @@ def test_pdf_upload_page_link_duplicate_and_delete(page, server, tmp_path):
     expect(again).not_to_contain_text("Field-manual.pdf")
     _shot(page, "browser-09-after-delete.png")
     assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+# --- the first hour of a new user ---------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_server(tmp_path, monkeypatch):
+    """The app in this process over an empty seeds folder and no index. The real model: the
+    walk-through checks that the example questions a newcomer is offered get answered."""
+    from assistant import app as web
+    from assistant.config import Settings
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "seeds").mkdir()
+    settings = Settings(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "embeddings")
+    demo = web.launch(settings, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield {"url": demo.local_url, "settings": settings}
+    finally:
+        demo.close()
+
+
+def _build_buttons(page) -> int:
+    return (
+        page.get_by_role("button", name="Build the index", exact=True).filter(visible=True).count()
+    )
+
+
+def test_first_hour_walk_through(browser, fresh_server, tmp_path_factory):
+    """Empty state -> upload -> build -> an example chip's question -> follow-up -> reload, the
+    conversation still there -> new chat; a screenshot of each step; no console errors."""
+    expect = playwright_api.expect
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(LONG)
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    shots = []
+
+    def shot(name: str) -> None:
+        shots.append(_shot(page, f"walkthrough-{len(shots) + 1:02d}-{name}.png"))
+
+    # 1. A fresh start says what to do: add documents (where, and how), nothing to build yet.
+    page.goto(fresh_server["url"], wait_until="domcontentloaded")
+    banner = page.locator("#status-banner .banner")
+    expect(banner).to_contain_text("No documents yet")
+    expect(banner).to_contain_text("Documents tab")
+    expect(banner).to_contain_text("ASSISTANT_SEEDS_DIR")
+    assert _build_buttons(page) == 0
+    expect(page.locator("#examples")).to_be_hidden()
+    shot("empty-state")
+
+    # 2. Upload the seed article from the Documents tab (the app saves it into the seeds folder).
+    page.get_by_role("tab", name="Documents").click()
+    expect(page.locator("#documents")).to_contain_text("no documents")
+    upload = tmp_path_factory.mktemp("download") / "Kim Jong Un party congress.txt"
+    upload.write_text((REPO / "seeds" / "kim-jong-un-party-congress.txt").read_text("utf-8"))
+    page.locator("#upload input[type=file]").set_input_files(str(upload))
+    expect(page.locator("#upload-message .upload-ok")).to_contain_text(
+        "Kim-Jong-Un-party-congress.txt"
+    )
+    expect(banner).to_contain_text("No index yet")
+    expect(page.locator("#fix-index")).to_be_visible()
+    assert _build_buttons(page) == 1  # one button, on this tab too
+    shot("uploaded")
+
+    # 3. Build: the banner turns to the index's facts; the document's title is its own.
+    page.click("#fix-index")
+    expect(page.locator("#build-log .build-done")).to_contain_text("1 document: 1 new")
+    expect(banner).to_contain_text("1 document,")
+    expect(page.locator("#documents")).to_contain_text("Kim Jong Un, offering closing remarks")
+    assert _build_buttons(page) == 1  # the Documents tab's own button now
+    shot("built")
+
+    # 4. An example chip: a question a person would ask, shown whole, asked on click.
+    page.get_by_role("tab", name="Chat").click()
+    chip = page.locator("#examples").get_by_text("How many troops are there?", exact=True)
+    expect(chip).to_be_visible()
+    page.set_viewport_size({"width": 360, "height": 800})  # a phone: chips wrap, never cut
+    for el in page.locator("#examples button").all():
+        text = el.inner_text().strip()
+        assert "…" not in text and not text.endswith("..."), text
+        fits = "e => [e, ...e.querySelectorAll('*')].every(x => x.scrollWidth <= x.clientWidth + 1)"
+        assert el.evaluate(fits), f"example chip cut: {text}"
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    chip.click()
+    expect(page.locator("#chat .answer-final")).to_have_count(1)
+    first = page.locator("#chat .answer-final").last
+    expect(first.locator("mark.quote").first).to_contain_text("14,000 troops")
+    shot("example-answered")
+
+    # 5. A follow-up leans on the conversation.
+    follow = _ask(page, "And when was that?")
+    expect(follow.locator(".searched")).to_contain_text("searched for:")
+    shot("follow-up")
+
+    # 6. A reload shows the same conversation (kept in this browser), and it goes on from it.
+    page.reload(wait_until="domcontentloaded")
+    expect(page.locator("#chat .answer-final")).to_have_count(2)
+    expect(page.locator("#chat .question").first).to_contain_text("How many troops are there?")
+    shot("after-reload")
+
+    # 7. New chat clears it, in the browser's storage too: a reload stays empty.
+    page.click("#new-chat")
+    expect(page.locator("#chat .answer-final")).to_have_count(0)
+    page.reload(wait_until="domcontentloaded")
+    expect(banner).to_contain_text("1 document,")
+    page.wait_for_timeout(1500)  # give a stale restore the time it would need to appear
+    expect(page.locator("#chat .answer-final")).to_have_count(0)
+    shot("new-chat")
+
+    assert problems == [], problems
+    assert all(p.stat().st_size > 0 for p in shots) and len(shots) == 7
+    context.close()

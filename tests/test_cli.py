@@ -33,7 +33,7 @@ def test_errors_are_one_line_with_exit_codes(settings, tmp_path):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
     result = run("build", env=env)  # empty seeds folder
-    assert result.returncode == 3 and "no readable" in result.stderr
+    assert result.returncode == 3 and "holds no documents" in result.stderr
     result = run("search", "   ", env=env)
     assert result.returncode == 2 and "empty" in result.stderr
 

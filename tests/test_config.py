@@ -23,8 +23,31 @@ def test_env_prefix_and_validation(monkeypatch):
     s = Settings()
     assert s.chunk_tokens == 150 and str(s.seeds_dir) == "/tmp/x"
     monkeypatch.setenv("ASSISTANT_CHUNK_OVERLAP", "100")
-    with pytest.raises(ValueError, match="chunk_overlap"):
+    with pytest.raises(ValueError, match="ASSISTANT_CHUNK_OVERLAP"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [
+        ("ASSISTANT_CHUNK_TOKENS", "5", "ASSISTANT_CHUNK_TOKENS ('5'): input should be greater"),
+        ("ASSISTANT_CHUNK_TOKENS", "many", "ASSISTANT_CHUNK_TOKENS ('many'): input should be"),
+        ("ASSISTANT_ABSTAIN_THRESHOLD", "nan", "ASSISTANT_ABSTAIN_THRESHOLD ('nan'):"),
+        ("ASSISTANT_ABSTAIN_THRESHOLD", "1.5", "ASSISTANT_ABSTAIN_THRESHOLD ('1.5'):"),
+        ("ASSISTANT_LLM_TIMEOUT", "inf", "ASSISTANT_LLM_TIMEOUT ('inf'):"),
+        ("ASSISTANT_MAX_K", "0", "ASSISTANT_MAX_K ('0'):"),
+    ],
+)
+def test_a_bad_setting_names_its_environment_variable(monkeypatch, env, value, named):
+    from assistant.errors import ConfigError
+
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as err:
+        Settings()
+    message = str(err.value)
+    assert message.startswith("invalid settings: ") and named in message
+    assert env.removeprefix("ASSISTANT_").lower() not in message  # not pydantic's field name
+    assert "\n" not in message and "pydantic" not in message
 
 
 def test_ci_runs_the_readme_test_command():

@@ -5,7 +5,7 @@ import pytest
 from assistant.corpus import load_corpus, make_title
 from assistant.errors import EmptyCorpusError
 
-from .conftest import write
+from .conftest import REPO, write
 
 
 def test_reads_txt_and_md_recursively_with_ids_and_sha(seeded):
@@ -65,7 +65,7 @@ def test_too_large_is_skipped(settings):
 
 
 def test_no_documents_is_a_clear_error(settings, tmp_path):
-    with pytest.raises(EmptyCorpusError, match="no readable"):
+    with pytest.raises(EmptyCorpusError, match="holds no documents: add files"):
         load_corpus(settings.seeds_dir)
     with pytest.raises(EmptyCorpusError, match="does not exist"):
         load_corpus(tmp_path / "missing")
@@ -75,6 +75,30 @@ def test_title_is_first_short_line_else_file_name():
     assert make_title("# Heading\nbody", "a.md") == "Heading"
     assert make_title("x" * 300 + "\nmore", "dir/my_long-file.txt") == "my long file"
     assert make_title("\n\n  Title here  \n", "t.txt") == "Title here"
+
+
+def test_titles_come_from_the_text_not_the_file_name():
+    seed = (REPO / "seeds" / "kim-jong-un-party-congress.txt").read_text(encoding="utf-8")
+    title = make_title(seed, "kim-jong-un-party-congress.txt")
+    # The first sentence, its date and dateline dropped, cut after a clause.
+    assert title == "Kim Jong Un, offering closing remarks at a twice-a-decade party conclave…"
+    assert make_title("Cats sleep a lot. They dream.\n", "cats.txt") == "Cats sleep a lot"
+    assert make_title("The U.S. Senate met Mr. Smith. Then it rained.", "x.txt") == (
+        "The U.S. Senate met Mr. Smith"
+    )
+    long = "word " * 40
+    cut = make_title(long, "x.txt")
+    assert (
+        cut.endswith("…")
+        and len(cut) <= 80
+        and cut[:-1].split() == ["word"] * len(cut[:-1].split())
+    )
+    german = "Ein Überblick über die Geschichte der Stadt Zürich und ihrer Umgebung, von den Anfängen bis heute."
+    assert make_title(german, "x.txt") == (
+        "Ein Überblick über die Geschichte der Stadt Zürich und ihrer Umgebung…"
+    )
+    for text in ("x" * 300, "", "...\n"):
+        assert make_title(text, "dir/my_long-file.txt") == "my long file"
 
 
 def test_offsets_refer_to_decoded_text_without_newline_translation(settings):

@@ -119,4 +119,4 @@ def test_example_questions_never_extract_in_the_web_server(settings, fake_embedd
     retriever = Retriever(settings, embedder=fake_embedder)
     assert retriever.index.size  # loading registers its stored texts
     questions = web.example_questions(settings, info)
-    assert questions and "Northern Station Field Manual" in questions[0]
+    assert questions  # from the stored text (and its title), extracted by the build only

@@ -29,7 +29,7 @@ QUESTIONS = [
 
 
 @pytest.mark.slow
-def test_concurrent_clients_get_verified_answers(seeded, fake_embedder, monkeypatch, capsys):
+def test_concurrent_clients_get_verified_answers(seeded, fake_embedder, monkeypatch):
 
     import assistant.build as index_mod
     import assistant.retrieval as retrieval_mod
@@ -59,10 +59,10 @@ def test_concurrent_clients_get_verified_answers(seeded, fake_embedder, monkeypa
     assert counts["abstained"] < counts["answers"]
     p50 = statistics.median(latencies)
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    with capsys.disabled():
-        print(
-            f"\nload (CI, fake embedder): {CLIENTS} clients x {QUESTIONS_EACH} questions, "
-            f"{counts['answers']} answers, 0 errors, {counts['verified']}/{counts['citations']} "
-            f"citations verified, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-            f"wall {wall:.1f}s"
-        )
+    # Into pytest's capture: shown with -rP or when the test fails, quiet otherwise.
+    print(
+        f"\nload (CI, fake embedder): {CLIENTS} clients x {QUESTIONS_EACH} questions, "
+        f"{counts['answers']} answers, 0 errors, {counts['verified']}/{counts['citations']} "
+        f"citations verified, p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"wall {wall:.1f}s"
+    )

@@ -318,7 +318,7 @@ EXACT_POINTS = ["renamed", "current-written", "swapped", "fsync", "manifest"]
 
 
 @pytest.mark.slow
-def test_sigkill_at_twenty_random_moments(settings, tmp_path, capsys):
+def test_sigkill_at_twenty_random_moments(settings, tmp_path):
     rng = random.Random(7)
     vocab = make_vocabulary(rng)
     for i in range(N_DOCS):
@@ -420,10 +420,10 @@ def test_sigkill_at_twenty_random_moments(settings, tmp_path, capsys):
             expected = search_results(settings, queries)
     finally:
         zygote.close()
-    with capsys.disabled():
-        print(f"\nkills survived: {survived}/20; stage at the kill: {dict(reached_stages)}")
-        for line in log:
-            print("  killed", line)
+    # Printed into pytest's capture: shown when the test fails, quiet when it passes.
+    print(f"kills survived: {survived}/20; stage at the kill: {dict(reached_stages)}")
+    for line in log:
+        print("  killed", line)
     assert survived == 20
 
 

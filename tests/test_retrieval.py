@@ -79,7 +79,9 @@ def test_bad_inputs(seeded, fake_embedder):
             retriever.search("troops", k=k)
     with pytest.raises(TypeError):
         retriever.search("troops", k=2.5)
-    everything = retriever.search("the", k=10_000)
+    with pytest.raises(ValueError, match="at most 100 \\(ASSISTANT_MAX_K\\)"):
+        retriever.search("the", k=10_000)
+    everything = retriever.search("the", k=retriever.settings.max_k)
     assert 1 <= len(everything) <= retriever.index.size
     for weird in ["北京 🚀 مرحبا", "\x00\x01 troops", "troops " * 5000]:
         assert isinstance(retriever.search(weird, k=2), list)

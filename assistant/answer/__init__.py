@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from ..config import Settings
 from ..retrieval import Retriever, _check_query, get_retriever
 from ..types import Answer
+from ..validate import check_history
 from .citations import verify_citation
 from .conversation import standalone_query
 from .llm import generate_answer, stream_answer
@@ -35,7 +36,7 @@ def _prepare(
     retriever = retriever or get_retriever(settings)
     question = _check_query(question, 1)
     with retriever.index.in_use():  # a build swapped in meanwhile closes this one afterwards
-        result = answer(question, history, settings, retriever)
+        result = answer(question, check_history(history), settings, retriever)
     stale = retriever.stale_message()  # the build answering lacks recent seed changes
     return settings, (dataclasses.replace(result, stale=stale) if stale else result)
 

@@ -273,7 +273,10 @@ def load_index(settings: Settings, check_seeds: bool = False) -> LoadedIndex:
     for attempt in range(3):
         build = current_build(settings.index_dir)
         if build is None:
-            raise IndexMissingError(f"no index in {str(settings.index_dir)!r}; {FIX}")
+            from ..corpus import seeds_advice  # create the folder / add documents / build
+
+            advice = seeds_advice(settings.seeds_dir)
+            raise IndexMissingError(f"no index in {str(settings.index_dir)!r}; {advice}")
         try:
             return _load_build(settings, build, check_seeds)
         except CorruptIndexError:
