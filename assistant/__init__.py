@@ -21,8 +21,8 @@ from .types import Answer, BuildReport, Chunk, Citation, Document, Passage
 
 
 def build_index(settings: Settings | None = None, *, full: bool = False, **kwargs):  # noqa: ANN201
-    """Bring ``embeddings/`` up to date with ``seeds/`` (see ``assistant.index.build_index``)."""
-    from .index import build_index as _build
+    """Bring ``embeddings/`` up to date with ``seeds/`` (see ``assistant.build.build_index``)."""
+    from .build import build_index as _build
 
     return _build(settings, full=full, **kwargs)
 

@@ -505,7 +505,7 @@ def example_questions(settings: Settings, info: dict, limit: int = EXAMPLES_MAX)
 def _status(settings: Settings) -> dict:
     """The index status plus the seeds folder's facts (for the empty state)."""
     from .documents import seed_documents
-    from .index import index_status
+    from .store.status import index_status
 
     seeds = {
         "seeds_dir": str(Path(settings.seeds_dir).resolve()),
@@ -533,7 +533,7 @@ def build_app(settings: Settings | None = None) -> Any:
     import gradio as gr
 
     from .answer import ask, ask_stream
-    from .index import build_index
+    from .build import build_index
     from .retrieval import retrieve
 
     settings = settings or Settings()

@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     import tiktoken
 
 Span = tuple[int, int]
+TITLE_PREFIX_CHARS = 200
+
+
+def embedding_text(title: str, text: str, with_title: bool) -> str:
+    """What is embedded / BM25-indexed for a chunk: its text, after its title if it lacks it."""
+    if not with_title or not title:
+        return text
+    title = title[:TITLE_PREFIX_CHARS]
+    if title in text[: len(title) + 64]:
+        return text
+    return f"{title}\n{text}"
+
 
 # A sentence ends at . ! ? or … (possibly followed by closing quotes/brackets), then whitespace.
 _END = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s)")
@@ -142,6 +154,7 @@ class Chunker:
         max_tokens: int = 200,
         overlap: int = 32,
         fits: Callable[[str], bool] | None = None,
+        max_chunks: int | None = None,
     ) -> None:
         if max_tokens < 8:
             raise ValueError("max_tokens must be at least 8")
@@ -151,6 +164,7 @@ class Chunker:
         self.max_tokens = max_tokens
         self.overlap = overlap
         self.fits = fits
+        self.max_chunks = max_chunks
 
     def count(self, text: str) -> int:
         return len(self.encoding.encode_ordinary(text))
@@ -171,7 +185,8 @@ class Chunker:
         counts = [len(self.encoding.encode_ordinary(text[a:b])) for a, b in sentences]
         out: list[tuple[int, int, int]] = []
         i, n = 0, len(sentences)
-        while i < n:
+        cap = self.max_chunks
+        while i < n and (cap is None or len(out) < cap):
             j, total = i, 0
             while j < n and total + counts[j] <= self.max_tokens:
                 total += counts[j]
@@ -197,40 +212,69 @@ class Chunker:
         return out
 
     def _split_long(self, text: str, start: int, end: int) -> list[tuple[int, int, int]]:
+        """Cut one over-long sentence at token boundaries. Each piece starts from the last
+        window that fitted (a run the model's window shrinks, such as 20 kB of ``<``, is not
+        searched again from the full budget), and the next piece starts at least 3/4 of a
+        window further on (the overlap shrinks in proportion to the window), so the work and the
+        number of pieces stay proportional to the text."""
         piece = text[start:end]
         tokens = self.encoding.encode_ordinary(piece)
         _, offsets = self.encoding.decode_with_offsets(tokens)
         offsets = [min(o, len(piece)) for o in offsets] + [len(piece)]
         out: list[tuple[int, int, int]] = []
-        a = 0
-        while a < len(tokens):
-            width = self.max_tokens
+        a, fitted = 0, self.max_tokens
+        while a < len(tokens) and (self.max_chunks is None or len(out) < self.max_chunks):
+            width, failed = fitted, None
             while True:
-                b = min(a + width, len(tokens))
-                s, e = _trim(piece, offsets[a], offsets[b])
-                ok, real = self._ok(piece[s:e]) if e > s else (True, 0)
+                ok, real, b, s, e = self._window(piece, offsets, a, width)
                 if ok or width <= 1:
                     break
+                failed = width
                 width = max(
                     1,
                     width * 3 // 4
                     if real <= self.max_tokens
                     else width - (real - self.max_tokens) - 1,
                 )
+            if ok and failed is not None and fitted == self.max_tokens:
+                # The first shrink: the widest window that fits, by bisection (once per run).
+                lo, hi = width, failed
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    found = self._window(piece, offsets, a, mid)
+                    if found[0]:
+                        lo, (ok, real, b, s, e) = mid, found
+                    else:
+                        hi = mid
+                width = lo
+            fitted = width
             if e > s:
                 out.append((start + s, start + e, real))
             if b >= len(tokens):
                 break
-            step = max(1, (b - a) - self.overlap)
-            a += step
+            span = b - a  # the overlap shrinks with the window, to at most a quarter of it
+            a += max(1, span - min(self.overlap * span // self.max_tokens, span // 4))
         return out
+
+    def _window(
+        self, piece: str, offsets: list[int], a: int, width: int
+    ) -> tuple[bool, int, int, int, int]:
+        """``(fits, tokens, b, start, end)`` of the piece of ``width`` tokens from token ``a``."""
+        b = min(a + width, len(offsets) - 1)
+        s, e = _trim(piece, offsets[a], offsets[b])
+        ok, real = self._ok(piece[s:e]) if e > s else (True, 0)
+        return ok, real, b, s, e
 
     def chunk(self, document: Document) -> list[Chunk]:
         """The document's chunks; none straddles one of its section ``breaks``."""
         text = document.text
         bounds = sorted({0, len(text), *(b for b in document.breaks if 0 < b < len(text))})
-        return [
-            Chunk(doc_id=document.id, start=s, end=e, text=text[s:e], n_tokens=n)
-            for a, b in zip(bounds, bounds[1:])
-            for s, e, n in self.spans(text, a, b)
-        ]
+        out: list[Chunk] = []
+        for a, b in zip(bounds, bounds[1:]):
+            if self.max_chunks is not None and len(out) >= self.max_chunks:
+                break
+            out += [
+                Chunk(doc_id=document.id, start=s, end=e, text=text[s:e], n_tokens=n)
+                for s, e, n in self.spans(text, a, b)
+            ]
+        return out if self.max_chunks is None else out[: self.max_chunks]

@@ -91,6 +91,25 @@ def _settings() -> Settings:
         raise  # unreachable
 
 
+_BOLD, _PLAIN = "\ue000", "\ue001"  # where bold starts and ends, until escaping is done
+_CONTROL = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x20), *range(0x7F, 0xA0), ord(_BOLD), ord(_PLAIN)]
+    if chr(c) not in "\n\t"
+}
+
+
+def _safe(text: str) -> str:
+    """Document text for a terminal: control characters (``ESC ]52``, ``ESC [2J``, ...) shown
+    as ``\\x1b`` escapes, never sent as they are. Line breaks and tabs are kept."""
+    return text.translate(_CONTROL)
+
+
+def _warn_stale(message: str) -> None:
+    if message:
+        typer.echo(f"warning: {_safe(message)}", err=True)
+
+
 def _clip(text: str, n: int, left: bool = False) -> str:
     text = " ".join(text.split())
     if len(text) <= n:
@@ -153,7 +172,7 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build or update the index in ASSISTANT_INDEX_DIR from ASSISTANT_SEEDS_DIR (incremental)."""
-    from .index import build_index
+    from .build import build_index
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -166,7 +185,9 @@ def build(
         _print_json(report.to_dict())
         return
     for name, reason in report.skipped:
-        typer.echo(f"skipped {name}: {reason}", err=True)
+        typer.echo(_safe(f"skipped {name}: {reason}"), err=True)
+    for warning in report.warnings:
+        typer.echo(f"warning: {_safe(warning)}", err=True)
     typer.echo(f"{report.summary()} ({report.total_chunks} chunks, {report.seconds:.1f}s)")
 
 
@@ -183,6 +204,7 @@ def search(
     from .retrieval import retrieve
 
     passages = retrieve(query, k=k, settings=_settings())
+    _warn_stale(getattr(passages, "stale", ""))
     if as_json:
         _print_json([p.to_dict() for p in passages])
         return
@@ -190,9 +212,11 @@ def search(
         where = p.where()[1]
         where = f"{where}, " if where else ""
         typer.echo(
-            f"[{i}] {p.title} ({p.source}, {where}chars {p.start}-{p.end}) score {p.score:.4f}"
+            _safe(
+                f"[{i}] {p.title} ({p.source}, {where}chars {p.start}-{p.end}) score {p.score:.4f}"
+            )
         )
-        typer.echo("    " + " ".join(p.text.split())[:400])
+        typer.echo(_safe("    " + " ".join(p.text.split())[:400]))
 
 
 @app.command()
@@ -207,11 +231,15 @@ def ask(
 
     settings = _settings()
     answer = ask_question(question, settings=settings)
+    _warn_stale(answer.stale)
     answer = with_outdated_notice(answer, outdated_sources(answer, settings.seeds_dir))
     if as_json:
         _print_json(answer.to_dict())
         return
-    typer.echo(render_text(answer, lambda text: typer.style(text, bold=True)), nl=False)
+    # Document text is escaped first; then the bold marks become the terminal's codes.
+    text = _safe(render_text(answer, lambda t: f"{_BOLD}{t}{_PLAIN}"))
+    bold_on, bold_off = typer.style("|", bold=True).split("|")
+    typer.echo(text.replace(_BOLD, bold_on).replace(_PLAIN, bold_off), nl=False)
 
 
 @app.command()
@@ -219,7 +247,7 @@ def ask(
 def status(as_json: JsonOpt = False) -> None:
     """Show the index: model, chunks, documents, and whether the seeds changed since."""
     from .corpus import seeds_advice
-    from .index import index_status
+    from .store.status import index_status
 
     settings = _settings()
     info = index_status(settings)
@@ -236,9 +264,15 @@ def status(as_json: JsonOpt = False) -> None:
         + (f", {len(info['segments'])} segments" if len(info["segments"]) > 1 else "")
     )
     for name, reason in sorted(info.get("skipped", {}).items()):
-        typer.echo(f"skipped {name}: {reason}")
+        typer.echo(_safe(f"skipped {name}: {reason}"))
     if info["stale"]:
-        typer.echo("stale: " + ", ".join(info["changes"][:10]) + "; run `assistant build`")
+        typer.echo(
+            _safe(
+                f"stale: {info['pending']} documents not indexed yet ("
+                + ", ".join(info["changes"][:10])
+                + "); answers come from the last complete build; run `assistant build`"
+            )
+        )
 
 
 @app.command()
@@ -258,7 +292,7 @@ def serve(
     settings = _settings()
     check_port(host, port)  # before building: a busy port is said at once, with the fix
     if build_first:
-        from .index import build_index
+        from .build import build_index
 
         typer.echo(build_index(settings, wait=None).summary())
     from .app import launch

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         True, description="Prefix each chunk with its document title when embedding and for BM25."
     )
     batch_size: int = Field(32, ge=1, description="Chunks per embedding batch.")
+    embed_backend: Literal["torch", "onnx-int8"] = Field(
+        "torch",
+        description="What runs the model: `torch` (sentence-transformers), or `onnx-int8` (the "
+        "same model exported at first use and int8-quantized, run by onnxruntime; needs "
+        "`pip install onnxruntime onnx`; not the default: 1.3-1.5x torch's speed here, not a "
+        "reliable 1.5x). "
+        "Recorded in the manifest: changing it means `assistant build --full`.",
+    )
     max_file_mb: float = Field(
         50.0, gt=0, description="Seed files larger than this are skipped with a warning."
     )

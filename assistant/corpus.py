@@ -32,6 +32,7 @@ class Corpus:
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    stats: dict[str, dict] = field(default_factory=dict)  # {id: size, mtime_ns as read}
 
 
 def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -109,23 +110,33 @@ def _printable(name: str) -> str:
 
 
 def read_document(
-    doc_id: str, path: Path | str, max_bytes: int | None = None, sandbox: Sandbox | None = None
+    doc_id: str,
+    path: Path | str,
+    max_bytes: int | None = None,
+    sandbox: Sandbox | None = None,
+    stat_out: dict | None = None,
 ) -> Document | str:
     """The document, or the reason it was skipped (empty, too large, binary, not UTF-8; for
     PDF, DOCX, HTML and EPUB: whatever its extractor reports, see ``assistant.extract``).
 
     Plain files are read here; other formats are extracted by ``sandbox`` (a worker process
-    with time and memory limits), or in this process when none is given."""
+    with time and memory limits), or in this process when none is given. ``stat_out`` receives
+    the file's size and mtime from the same open as the bytes that were hashed: an edit made
+    after this read leaves the file different from what is recorded."""
     path = Path(path)
     fmt = format_of(path.name) or "txt"
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block the build forever
             return "not a regular file (a pipe, socket or device with a document's name)"
-        size = st.st_size
-        if max_bytes is not None and size > max_bytes:
-            return f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise ASSISTANT_MAX_FILE_MB)"
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if stat_out is not None:
+                stat_out.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+            size = st.st_size
+            if max_bytes is not None and size > max_bytes:
+                return f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise ASSISTANT_MAX_FILE_MB)"
+            data = handle.read()
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if not data.strip():
@@ -193,9 +204,10 @@ def load_corpus(
     corpus = Corpus(skipped=list(skipped))
     with Sandbox(extract_timeout, extract_memory_mb) as sandbox:
         for doc_id, path in files:
-            result = (known(doc_id, path) if known else None) or read_document(
-                doc_id, path, max_bytes, sandbox
-            )
+            result = known(doc_id, path) if known else None
+            if result is None:
+                corpus.stats[doc_id] = {}
+                result = read_document(doc_id, path, max_bytes, sandbox, corpus.stats[doc_id])
             if isinstance(result, Document):
                 corpus.documents.append(result)
             else:

@@ -77,3 +77,9 @@ class CorruptDocumentError(ExtractError):
 
 class ExtractLimitError(ExtractError):
     """The parser ran past the time or memory limit for one file and was stopped."""
+
+
+class IndexWriteError(IndexError_):
+    """Writing a build failed (disk full, read-only folder, SQLite or FAISS I/O error)."""
+
+    exit_code = 1

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from .chunking import embedding_text
 from .config import Settings
 from .embedder import Embedder, get_embedder
-from .errors import StaleIndexError
-from .index import LoadedIndex, current_build, embedding_text, load_index
-from .types import Passage
+from .errors import IncompatibleIndexError
+from .store import IndexStore, backend_for
+from .store.diff import diff, shown_changes
+from .types import Passage, Passages
 from .validate import check_k
 
 __all__ = ["Retriever", "retrieve", "fuse", "get_retriever"]
@@ -122,7 +125,14 @@ def merge_overlaps(rows: list[tuple[_Hit, tuple]], k: int) -> list[Passage]:
 
 
 class Retriever:
-    """Hybrid search over one index folder. Loads once; reloads when a new build is swapped in."""
+    """Hybrid search over one index folder. Loads once; reloads when a new build is swapped in,
+    and closes the replaced build once no search is using it.
+
+    An index older than the seeds keeps answering from its last complete build; ``stale()``
+    says what it does not cover yet (only an incompatible or damaged index refuses).
+    """
+
+    STALE_CHECK_SECONDS = 2.0  # how long a seeds-folder comparison is reused
 
     def __init__(
         self,
@@ -134,42 +144,70 @@ class Retriever:
         self._embedder = embedder
         self.check_seeds = check_seeds
         self._lock = threading.Lock()
-        self._index: LoadedIndex | None = None
+        self._backend = backend_for(self.settings)
+        self._index: IndexStore | None = None
         self._build_name: str | None = None
         self._query_cache: OrderedDict[str, tuple] = OrderedDict()
+        self._stale: tuple[float, str | None, list[str]] = (0.0, None, [])
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.model)
+            if self.settings.embed_backend == "torch":
+                self._embedder = get_embedder(self.settings.model)
+            else:
+                from .embedder_onnx import get_onnx_embedder
+
+                self._embedder = get_onnx_embedder(self.settings.model)
         return self._embedder
 
     @property
-    def index(self) -> LoadedIndex:
+    def index(self) -> IndexStore:
         """The live build, reopened if ``CURRENT`` now names another one."""
-        build = current_build(self.settings.index_dir)
-        name = build.name if build else None
+        name = self._backend.current(self.settings)
         if self._index is None or name != self._build_name:
             with self._lock:
                 if self._index is None or name != self._build_name:
-                    try:
-                        loaded = load_index(self.settings, check_seeds=self.check_seeds)
-                    except StaleIndexError:
-                        if self._index is None:
-                            raise
-                        # A build newer than the one served, though the seeds changed again while
-                        # it ran: serve it (the next build catches up; citations are checked on
-                        # disk) rather than failing every query until then.
-                        loaded = load_index(self.settings, check_seeds=False)
-                    if loaded.manifest["dim"] != self.embedder.dim:
-                        from .errors import IncompatibleIndexError
-
+                    loaded = self._backend.open(self.settings)
+                    dim = loaded.manifest["dim"]
+                    if dim != self.embedder.dim:
+                        loaded.close()
                         raise IncompatibleIndexError(
-                            f"index has {loaded.manifest['dim']}-d vectors, the model gives "
-                            f"{self.embedder.dim}; run `assistant build`"
+                            f"index has {dim}-d vectors, the model {self.settings.model!r} gives "
+                            f"{self.embedder.dim}-d; run `assistant build --full`"
                         )
-                    self._index, self._build_name = loaded, loaded.build.name
+                    old, self._index, self._build_name = self._index, loaded, loaded.name
+                    if old is not None:
+                        old.retire()  # closed as soon as no search is using it
         return self._index
+
+    def stale(self) -> list[str]:
+        """What the seeds folder has that the served build does not (``"new: a.txt"``, ...);
+        empty when up to date or when ``check_seeds`` is off. Re-checked every few seconds."""
+        if not self.check_seeds:
+            return []
+        index = self.index
+        checked, name, changes = self._stale
+        if name == index.name and time.monotonic() - checked < self.STALE_CHECK_SECONDS:
+            return changes
+        manifest = index.manifest
+        changes = []
+        if manifest.get("source", {}).get("kind") == "seeds":
+            changes = diff(self.settings, manifest).changes()
+        self._stale = (time.monotonic(), index.name, changes)
+        return changes
+
+    def stale_message(self) -> str:
+        """One line about what is not indexed yet, or ``""``."""
+        changes = self.stale()
+        if not changes:
+            return ""
+        n = len(changes)
+        return (
+            f"{n} document{'s are' if n != 1 else ' is'} not indexed yet "
+            f"({shown_changes(changes, 3)}): answers come from the last complete build; "
+            "run `assistant build`"
+        )
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's vector (cached: follow-ups and the answer step reuse it)."""
@@ -203,6 +241,11 @@ class Retriever:
         """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""
         query = _check_query(query, k, self.settings.max_k)
         index = self.index
+        with index.in_use():  # a build swapped in meanwhile closes this one only afterwards
+            passages = self._search(index, query, k)
+        return Passages(passages, stale=self.stale_message())
+
+    def _search(self, index: IndexStore, query: str, k: int) -> list[Passage]:
         # The same build for ranking and rows: a swap in between would mix two builds' chunk ids.
         hits = self.ranked_chunks(query, max(self.settings.candidates, k), index=index)
         # Fetch rows for a growing prefix: merged overlaps may need more than k chunks.
@@ -222,7 +265,7 @@ class Retriever:
         return [index.with_marks(p) for p in passages[:k]]
 
     def ranked_chunks(
-        self, query: str, n: int | None = None, index: LoadedIndex | None = None
+        self, query: str, n: int | None = None, index: IndexStore | None = None
     ) -> list[_Hit]:
         """Every candidate chunk for ``query``, fused and best first (``n`` per side)."""
         query = _check_query(query, 1)

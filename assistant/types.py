@@ -143,6 +143,7 @@ class Answer:
     dropped_citations: int = 0
     confidence: float = 0.0  # fitted probability (0-1) that the quoted evidence answers
     kind: str = "fact"  # "fact", "summary" or "metadata"
+    stale: str = ""  # when the seeds changed since the build: what is not indexed yet
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +166,8 @@ class BuildReport:
     full: bool
     index_dir: str
     up_to_date: bool = False
+    resumed_chunks: int = 0  # vectors taken from the checkpoint of an interrupted build
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (
@@ -172,6 +175,8 @@ class BuildReport:
             f"{self.removed} removed, {self.unchanged} unchanged; "
             f"embedded {self.embedded_chunks} chunks, reused {self.reused_chunks}"
         )
+        if self.resumed_chunks:
+            text += f", {self.resumed_chunks} from the checkpoint of an interrupted build"
         if self.up_to_date:
             text += " (index already up to date)"
         return text
@@ -183,3 +188,12 @@ class BuildReport:
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``"1 document"``, ``"3 documents"``."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+class Passages(list):
+    """``retrieve()``'s result: a list of ``Passage``, with ``stale`` saying what the build
+    answering it does not cover yet (``""`` when up to date)."""
+
+    def __init__(self, passages: Any = (), stale: str = "") -> None:
+        super().__init__(passages)
+        self.stale = stale

@@ -31,7 +31,8 @@ def _rss_mb() -> tuple[float, float]:
 
 def chunk_texts(settings) -> list[str]:
     """What the build embedded: every chunk's text after its title prefix, in index order."""
-    from assistant.index import embedding_text, load_index
+    from assistant.chunking import embedding_text
+    from assistant.store.loaded import load_index
 
     index = load_index(settings, check_seeds=False)
     rows = index.chunk_rows(range(index.size))
@@ -41,9 +42,8 @@ def chunk_texts(settings) -> list[str]:
 
 def time_chunking(settings, embedder) -> tuple[float, int]:
     """Seconds to read and chunk the corpus alone (tiktoken + the model-window check)."""
-    from assistant.chunking import Chunker
+    from assistant.chunking import Chunker, embedding_text
     from assistant.corpus import load_corpus
-    from assistant.index import embedding_text
     from assistant.tokens import get_encoding
 
     started = time.perf_counter()
@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the setting")
     args = parser.parse_args()
 
+    from assistant.build import build_index
     from assistant.embedder import get_embedder
-    from assistant.index import build_index
 
     seeds = scifact_seeds() if not args.docs else subset_seeds(args.docs)
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}

@@ -105,7 +105,7 @@ def bench_settings(seeds: Path, **overrides):
 
 def ensure_index(settings, progress: bool = True):
     """Build (incrementally; a no-op when up to date) and return the report."""
-    from assistant.index import build_index
+    from assistant.build import build_index
 
     return build_index(settings, progress=progress, wait=None)
 

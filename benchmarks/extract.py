@@ -168,10 +168,10 @@ def main() -> None:
 
 
 def build_share(root: Path, args, texts) -> None:
+    from assistant.build import build_index
     from assistant.config import Settings
     from assistant.corpus import load_corpus
     from assistant.embedder import get_embedder
-    from assistant.index import build_index
 
     seeds = root / "seeds"
     seeds.mkdir()

@@ -266,7 +266,7 @@ def bm25_grid(retriever, queries, qrels, chunk_doc, rows) -> None:
     import bm25s
     import Stemmer
 
-    from assistant.index import embedding_text
+    from assistant.chunking import embedding_text
 
     s = retriever.settings
     texts = [embedding_text(r[4], r[3], s.embed_titles) for _, r in sorted(rows.items())]

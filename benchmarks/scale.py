@@ -7,7 +7,7 @@ normal build (their cached benchmark builds are read back: chunk rows from chunk
 with ``reconstruct_n``). 100k and 1M are SYNTHETIC: the 13.7k real chunks repeated with
 variations (copy r > 0 drops about 10% of the words and takes in a few words of another chunk)
 for the text/BM25 side, and for the dense side the real vector of the chunk plus Gaussian noise
-(norm ``--noise``), renormalized. Every index is written by ``assistant.index.write_build``, the
+(norm ``--noise``), renormalized. Every index is written by ``assistant.store.writer.write_build``, the
 writer the normal build uses; build time excludes embedding. Indexes are cached under
 ``.cache/bench/scale/``.
 
@@ -176,7 +176,9 @@ def build(size: str, noise: float) -> dict:
     import faiss
 
     from assistant.corpus import sha256_bytes
-    from assistant.index import FORMAT_VERSION, READABLE_FORMATS, DocumentRows, write_build
+    from assistant.store.manifest import FORMAT_VERSION, READABLE_FORMATS
+    from assistant.store.planner import DocumentRows
+    from assistant.store.writer import write_build
 
     settings = _settings(size)
     info_path = SCALE / size / "build.json"
@@ -357,8 +359,10 @@ def incremental(words: int = 1000, adds: int = 8) -> dict:
     them all in one build. Each add writes a segment for the new document and links the rest;
     every ``MERGE_FACTOR``-th add also merges the small segments, and those builds are timed too.
     """
+    from assistant.build import build_index
     from assistant.embedder import get_embedder
-    from assistant.index import build_index, current_build, read_manifest, segments_of
+    from assistant.store.layout import current_build
+    from assistant.store.manifest import read_manifest, segments_of
 
     # Work on a copy of the cached 100k index and seeds, made of hard links (instant: a build
     # never modifies a file in place), so the cache keeps its chunk order for the recall check.
@@ -478,8 +482,8 @@ def quantization(rounds: int = 2, speed_texts: int = 512) -> dict:
 
     import torch
 
+    from assistant.chunking import embedding_text
     from assistant.embedder import get_embedder
-    from assistant.index import embedding_text
     from benchmarks.retrieval import doc_ranking, load_split, ndcg_at
 
     docs, vectors = base_data()

@@ -9,7 +9,7 @@ from assistant.answer import (
     standalone_query,
     verify_citation,
 )
-from assistant.index import build_index
+from assistant.build import build_index
 from assistant.retrieval import Retriever
 from tests.conftest import write
 

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from assistant import app as web
-from assistant.index import build_index
+from assistant.build import build_index
 from assistant.types import Answer, Citation, Passage
 
 from .conftest import REPO
@@ -200,7 +200,7 @@ def test_save_upload_rejects_bad_content(settings, monkeypatch, data, reason):
 
 
 def test_example_questions_come_from_the_indexed_documents(seeded, fake_model):
-    from assistant.index import index_status
+    from assistant.store.status import index_status
 
     build_index(seeded)
     questions = web.example_questions(seeded, index_status(seeded))

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from assistant.index import build_index
+from assistant.build import build_index
 
 from .conftest import REPO
 

@@ -87,7 +87,7 @@ def test_documents_panel_lists_format_pages_and_skip_reasons():
 
 
 def test_the_panel_lists_each_broken_file_with_its_reason(settings, fake_embedder):
-    from assistant.index import build_index
+    from assistant.build import build_index
 
     write(settings, "ok.txt", "A readable document about lighthouses.")
     write(settings, "scan.pdf", D.pdf_scanned())
@@ -103,8 +103,9 @@ def test_the_panel_lists_each_broken_file_with_its_reason(settings, fake_embedde
 
 def test_example_questions_never_extract_in_the_web_server(settings, fake_embedder, monkeypatch):
     from assistant import extract
-    from assistant.index import build_index, index_status
+    from assistant.build import build_index
     from assistant.retrieval import Retriever
+    from assistant.store.status import index_status
 
     write(settings, "manual.pdf", D.pdf_30_pages())
     build_index(settings, embedder=fake_embedder)

@@ -11,11 +11,13 @@ import sys
 import pytest
 
 from assistant.answer import ask, render_markdown, verify_citation
+from assistant.build import build_index
 from assistant.corpus import load_corpus
 from assistant.extract import extract_path
 from assistant.extract.sandbox import Sandbox
-from assistant.index import build_index, current_build, index_status
 from assistant.retrieval import Retriever
+from assistant.store.layout import current_build
+from assistant.store.status import index_status
 from assistant.types import locate
 from tests import documents as D
 from tests.conftest import REPO, SEED, write
@@ -403,10 +405,10 @@ def test_a_build_without_extracted_texts_is_extended_with_a_pdf(
 ):
     """A format-3 chunk store has no ``extracted`` table: it still loads, and the next
     incremental build (linking, copying or merging its segment) adds a PDF with its text."""
-    import assistant.index as index
+    import assistant.store.segments as index
 
     write(settings, "news.txt", SEED.read_text(encoding="utf-8"))
-    monkeypatch.setattr(index, "_SCHEMA", index._SCHEMA.replace(index._EXTRACTED, ""))
+    monkeypatch.setattr(index, "SCHEMA", index.SCHEMA.replace(index.EXTRACTED, ""))
     build_index(settings, embedder=fake_embedder)
     old = Retriever(settings, embedder=fake_embedder).index
     assert not old.segments[0].has_extracted and old.stored("news.txt") is None

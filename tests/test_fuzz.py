@@ -18,12 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.answer import ask, verify_citation
+from assistant.build import build_index
 from assistant.chunking import Chunker, split_sentences
 from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError
-from assistant.index import build_index, load_index
 from assistant.retrieval import Retriever
+from assistant.store.loaded import load_index
 from assistant.tokens import get_encoding
 from assistant.types import Document
 
@@ -254,7 +255,7 @@ def test_cli_build_reports_each_skipped_file_in_one_line(settings, tmp_path):
         "import sys\n"
         f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
         "from conftest import FakeEmbedder\n"
-        "import assistant.index as idx, assistant.cli as cli\n"
+        "import assistant.build as idx, assistant.cli as cli\n"
         "idx.get_embedder = lambda model: FakeEmbedder()\n"
         "sys.argv = ['assistant', 'build']\n"
         "cli.main()\n"

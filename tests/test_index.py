@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.build import build_index
 from assistant.config import Settings
 from assistant.errors import (
     IncompatibleIndexError,
@@ -16,13 +17,9 @@ from assistant.errors import (
     IndexMissingError,
     StaleIndexError,
 )
-from assistant.index import (
-    FORMAT_VERSION,
-    build_index,
-    current_build,
-    load_index,
-    read_manifest,
-)
+from assistant.store.layout import current_build
+from assistant.store.loaded import load_index
+from assistant.store.manifest import FORMAT_VERSION, read_manifest
 
 from .conftest import REPO, write
 
@@ -107,17 +104,17 @@ def test_missing_and_stale_index(seeded, fake_embedder):
     build_index(seeded, embedder=fake_embedder)
     write(seeded, "cats.txt", "Changed content entirely.")
     with pytest.raises(StaleIndexError, match="changed: cats.txt"):
-        load_index(seeded)
+        load_index(seeded, check_seeds=True)
     write(seeded, "new.txt", "new")
     with pytest.raises(StaleIndexError, match="new: new.txt"):
-        load_index(seeded)
+        load_index(seeded, check_seeds=True)
 
 
 def test_touching_a_file_without_changing_it_is_not_stale(seeded, fake_embedder):
     build_index(seeded, embedder=fake_embedder)
     path = seeded.seeds_dir / "cats.txt"
     os.utime(path, (time.time() + 100, time.time() + 100))
-    load_index(seeded)
+    load_index(seeded, check_seeds=True)
 
 
 def test_exception_mid_build_keeps_the_old_index(seeded, fake_embedder):
@@ -157,7 +154,7 @@ KILL_SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from conftest import FakeEmbedder
     from assistant.config import Settings
-    from assistant.index import build_index
+    from assistant.build import build_index
 
     class Slow(FakeEmbedder):
         def embed(self, texts, batch_size=32, progress=False):
@@ -295,7 +292,9 @@ def test_added_documents_become_segments_and_old_segments_are_linked_not_rewritt
     a full build, and removing a document rewrites only the segment that held it."""
     import os
 
-    from assistant.index import MERGE_FACTOR, SEGMENT_FILES, segment_file, segments_of
+    from assistant.store.layout import SEGMENT_FILES, segment_file
+    from assistant.store.manifest import segments_of
+    from assistant.store.planner import MERGE_FACTOR
 
     def inodes(build, name):
         return [os.stat(build / segment_file(name, f)).st_ino for f in SEGMENT_FILES]
@@ -353,7 +352,7 @@ def test_a_format_2_build_is_read_as_one_segment_and_extended(seeded, fake_embed
     import json
     import os
 
-    from assistant.index import _manifest_checksum, segments_of
+    from assistant.store.manifest import manifest_checksum, segments_of
 
     build_index(seeded, embedder=fake_embedder)
     build = current_build(seeded.index_dir)
@@ -364,7 +363,7 @@ def test_a_format_2_build_is_read_as_one_segment_and_extended(seeded, fake_embed
         d: {k: v for k, v in info.items() if k != "segment"}
         for d, info in manifest["documents"].items()
     }
-    old["checksum"] = _manifest_checksum(old)
+    old["checksum"] = manifest_checksum(old)
     (build / "manifest.json").write_text(json.dumps(old, indent=2), encoding="utf-8")
     before = _results(seeded, fake_embedder, ["troops parade", "penguins"])
     inode = os.stat(build / "vectors.faiss").st_ino

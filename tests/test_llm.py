@@ -12,7 +12,7 @@ import pytest
 
 from assistant.answer import ask, ask_stream
 from assistant.answer.llm import SYSTEM_PROMPT, clean_markers, flag_uncited
-from assistant.index import build_index
+from assistant.build import build_index
 from assistant.retrieval import Retriever
 from tests.conftest import write
 

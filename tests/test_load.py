@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from assistant.index import build_index
+from assistant.build import build_index
 from benchmarks.load import run_clients
 
 from .conftest import write
@@ -31,7 +31,7 @@ QUESTIONS = [
 @pytest.mark.slow
 def test_concurrent_clients_get_verified_answers(seeded, fake_embedder, monkeypatch):
 
-    import assistant.index as index_mod
+    import assistant.build as index_mod
     import assistant.retrieval as retrieval_mod
     from assistant import app as web
 

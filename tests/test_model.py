@@ -4,12 +4,15 @@ import json
 
 import pytest
 
-from assistant.chunking import Chunker
+from assistant.build import build_index
+from assistant.chunking import Chunker, embedding_text
 from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.embedder import get_embedder
-from assistant.index import build_index, current_build, embedding_text, read_manifest, seed_changes
 from assistant.retrieval import Retriever
+from assistant.store.diff import diff
+from assistant.store.layout import current_build
+from assistant.store.manifest import read_manifest
 from assistant.tokens import get_encoding
 
 from .conftest import REPO, SEED
@@ -90,7 +93,7 @@ def test_committed_index_is_current_with_seeds():
     assert {d.id: d.sha256 for d in corpus.documents} == {
         k: v["sha256"] for k, v in manifest["documents"].items()
     }, "embeddings/ is stale against seeds/: run `assistant build` and commit embeddings/"
-    assert not seed_changes(manifest, s.seeds_dir)
+    assert not diff(s, manifest).changes()
 
 
 def test_wordpiece_vectors_come_from_the_same_pass_as_the_sentence_vector(embedder):

@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant import app as web
+from assistant.build import build_index
 from assistant.cli import app as cli_app
 from assistant.cli import render_text
 from assistant.errors import IndexLockedError, IndexMissingError
-from assistant.index import build_index
 from assistant.retrieval import retrieve
 from assistant.types import Answer, Citation, Passage
 
@@ -174,7 +174,7 @@ def test_empty_seeds_folder_shows_how_to_add_documents_and_no_build_button(setti
 
 
 def test_a_locked_build_in_the_web_app_does_not_speak_of_cli_flags(seeded, fake_model, monkeypatch):
-    import assistant.index as index_mod
+    import assistant.build as index_mod
 
     def locked(*args, **kwargs):
         raise IndexLockedError("another build is running on this index; wait for it or pass --wait")
@@ -187,7 +187,7 @@ def test_a_locked_build_in_the_web_app_does_not_speak_of_cli_flags(seeded, fake_
 
 
 def test_example_questions_read_like_a_persons_and_are_never_cut(seeded, fake_model):
-    from assistant.index import index_status
+    from assistant.store.status import index_status
 
     build_index(seeded)
     info = index_status(seeded)

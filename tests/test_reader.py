@@ -21,8 +21,8 @@ from assistant.answer.question import analyze, is_summary_request, wanted_type
 from assistant.answer.scorer import WEIGHTS
 from assistant.answer.select import CHEAP_FEATURES, FEATURES, is_heading
 from assistant.bm25 import bm25_tokens
+from assistant.build import build_index
 from assistant.config import Settings
-from assistant.index import build_index
 from assistant.retrieval import Retriever
 from tests.conftest import REPO, write
 from tests.reader_cases import ANSWERABLE, NEAR_MISS, TYPOS

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from assistant.index import build_index
+from assistant.build import build_index
 from assistant.retrieval import Retriever, _Hit, fuse, merge_overlaps
 from assistant.types import Passage
 
@@ -104,28 +104,6 @@ def test_public_retrieve_honours_index_dir(seeded, fake_embedder, monkeypatch):
     from assistant import retrieve
 
     assert "Sourdough" in retrieve("sourdough starter", k=1)[0].text
-
-
-def test_embed_all_sorts_by_length_globally_and_restores_order(fake_embedder):
-    from assistant.index import _embed_all
-
-    texts = [("word " * n).strip() for n in (3, 40, 1, 25, 7, 40, 2)] * 100  # 700 texts
-    batches: list[list[str]] = []
-    real = fake_embedder.embed
-
-    def recording(part, batch_size=32, progress=False):
-        batches.append(list(part))
-        return real(part, batch_size=batch_size)
-
-    fake_embedder.embed = recording
-    seen = []
-    vectors = _embed_all(fake_embedder, texts, 32, False, lambda *a: seen.append(a))
-    # Blocks run longest first across the whole list, not within each block only.
-    lengths = [len(t) for b in batches for t in b]
-    assert lengths == sorted(lengths, reverse=True) and len(batches) > 1
-    # Vectors come back in input order.
-    assert np.allclose(vectors, real(texts))
-    assert seen[-1] == ("embedding", len(texts), len(texts))
 
 
 def test_ranked_chunks_is_the_ranking_search_uses(seeded, fake_embedder):

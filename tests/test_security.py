@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from assistant.answer import ask
-from assistant.index import build_index, index_status
+from assistant.build import build_index
+from assistant.store.status import index_status
 
 from .conftest import REPO, SEED, FakeEmbedder
 
@@ -56,7 +57,7 @@ def http(url: str, data: bytes | None = None, headers: dict | None = None) -> tu
 def server(tmp_path_factory):
     """The app on 127.0.0.1 (fake embedder) over seeds holding hostile HTML; a secret file sits
     next to the seeds folder, outside it."""
-    import assistant.index as index_mod
+    import assistant.build as index_mod
     import assistant.retrieval as retrieval_mod
     from assistant import app as web
     from assistant.config import Settings

@@ -8,6 +8,7 @@ endpoint configured, ``llm.py`` writes the answer from the same passages.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 from ..config import Settings
@@ -34,7 +35,10 @@ def _prepare(
     settings = settings or (retriever.settings if retriever else Settings())
     retriever = retriever or get_retriever(settings)
     question = _check_query(question, 1)
-    return settings, answer(question, check_history(history), settings, retriever)
+    with retriever.index.in_use():  # a build swapped in meanwhile closes this one afterwards
+        result = answer(question, check_history(history), settings, retriever)
+    stale = retriever.stale_message()  # the build answering lacks recent seed changes
+    return settings, (dataclasses.replace(result, stale=stale) if stale else result)
 
 
 def ask(

@@ -1,0 +1,367 @@
+"""Bring the index up to date with the seeds folder: diff -> extract/chunk -> embed -> write.
+
+The seed diff (``store.diff``) says which files to read; only new and changed documents are
+chunked and embedded, in batches of documents whose vectors are checkpointed
+(``store.checkpoint``), so a killed build resumes; the store writes the build and swaps it in.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import Chunker, embedding_text
+from .config import Settings
+from .corpus import Corpus, load_corpus
+from .embedder import Embedder, get_embedder
+from .extract import is_plain
+from .store import backend_for
+from .store.checkpoint import Checkpoint, document_key
+from .store.diff import SKIPPED, TOUCHED, UNCHANGED, SeedDiff, diff, extract_key
+from .store.layout import BuildLock, remove_leftovers, remove_old_builds
+from .store.planner import DocumentRows
+from .store.segments import Previous
+from .store.writer import open_previous, refresh_manifest
+from .tokens import get_encoding
+from .types import BuildReport, Chunk, Document
+
+log = logging.getLogger(__name__)
+
+MAX_DOC_CHUNKS = 20_000  # chunks kept of one document (about 16 MB of prose); the rest is cut
+EMBED_BLOCK = 256  # at least this many chunks per embedded (and checkpointed) batch of documents
+
+Progress = Callable[[str, int, int], None]
+
+
+def build_index(
+    settings: Settings | None = None,
+    *,
+    full: bool = False,
+    embedder: Embedder | None = None,
+    progress: bool | None = None,
+    wait: float | None = 0,
+    on_progress: Progress | None = None,
+) -> BuildReport:
+    """Bring the index up to date with the seeds folder, re-embedding only what changed.
+
+    ``wait`` is how many seconds to wait for another build's lock (None: forever, 0: refuse).
+    ``on_progress(stage, done, total)`` is called while embedding (the web app uses it).
+    """
+    settings = settings or Settings()
+    started = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    progress = sys.stderr.isatty() if progress is None else progress
+    with BuildLock(index_dir, wait):
+        remove_leftovers(index_dir)
+        job = _Build(settings, full, embedder, progress, on_progress, started)
+        try:
+            return job.run(open_previous(settings, full))
+        finally:
+            job.close()
+
+
+class _Build:
+    def __init__(
+        self,
+        settings: Settings,
+        full: bool,
+        embedder: Embedder | None,
+        progress: bool,
+        on_progress: Progress | None,
+        started: float,
+    ) -> None:
+        self.settings, self.full, self._embedder = settings, full, embedder
+        self.progress, self.on_progress, self.started = progress, on_progress, started
+        self.previous: Previous | None = None
+        self.warnings: list[str] = []
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            if self.settings.embed_backend == "torch":
+                self._embedder = get_embedder(self.settings.model)
+            else:
+                from .embedder_onnx import get_onnx_embedder
+
+                self._embedder = get_onnx_embedder(self.settings.model)
+        return self._embedder
+
+    def close(self) -> None:
+        if self.previous is not None:
+            self.previous.close()
+
+    def run(self, previous: Previous | None) -> BuildReport:
+        self.previous = previous
+        manifest = previous.manifest if previous else None
+        seeds = diff(self.settings, manifest)
+        corpus = read_corpus(self.settings, seeds, manifest)
+        old_docs: dict[str, dict] = manifest["documents"] if manifest else {}
+        status = {d.id: _status(d, old_docs.get(d.id)) for d in corpus.documents}
+        todo = [d for d in corpus.documents if status[d.id] != "unchanged"]
+        removed = sorted(set(old_docs) - set(status))
+        stats = {**{f.doc_id: f.stat for f in seeds.files if f.stat}, **corpus.stats}
+        skipped_files = _skipped_records(self.settings, corpus, stats)
+        if previous is not None and todo and previous.manifest.get("dim") != self.embedder.dim:
+            # The same model name now gives vectors of another size: nothing can be reused.
+            log.warning(
+                "rebuilding everything: the index has %s-d vectors, the model gives %d-d",
+                previous.manifest.get("dim"),
+                self.embedder.dim,
+            )
+            previous.close()
+            return self.run(None)
+        if previous is not None and not todo and not removed and not self.full:
+            if (
+                seeds.changes()
+                or seeds.of(TOUCHED)
+                or _skips_differ(manifest, corpus, skipped_files)
+            ):
+                refresh_manifest(previous, stats, corpus.skipped, skipped_files)
+            total = previous.manifest["counts"]["chunks"]
+            return self._report(corpus, status, removed, total, 0, up_to_date=True)
+        chunks = {d.id: self._chunks(d) for d in todo}
+        rows, vectors, resumed = self._embed(todo, chunks)
+        new_docs = [
+            DocumentRows(
+                doc.id,
+                doc.title,
+                doc.sha256,
+                {k: stats.get(doc.id, {}).get(k) for k in ("size", "mtime_ns")},
+                rows[doc.id],
+                format=doc.format,
+                extractor=doc.extractor,
+                pages=doc.pages,
+                text=None if is_plain(doc.format) else doc.text,
+                marks=doc.marks,
+            )
+            for doc in todo
+        ]
+        kept = {
+            d.id: {k: stats.get(d.id, {}).get(k) for k in ("size", "mtime_ns")}
+            for d in corpus.documents
+            if status[d.id] == "unchanged"
+        }
+        final, written = backend_for(self.settings).write(
+            self.settings,
+            self.embedder.dim,
+            self.embedder.max_tokens,
+            new_docs,
+            vectors,
+            previous=previous,
+            kept=kept,
+            skipped=corpus.skipped,
+            skipped_files=skipped_files,
+        )
+        Checkpoint(self.settings.index_dir).clear()
+        remove_old_builds(Path(self.settings.index_dir), keep=final.name)
+        total = written["counts"]["chunks"]
+        return self._report(corpus, status, removed, total, len(vectors), resumed)
+
+    def _chunks(self, doc: Document) -> list[Chunk]:
+        """The document's chunks, each fitting the embedder's window with its title; at most
+        ``MAX_DOC_CHUNKS`` (a warning says what was cut)."""
+        s = self.settings
+        chunker = Chunker(
+            get_encoding(s.encoding),
+            s.chunk_tokens,
+            s.chunk_overlap,
+            fits=lambda t, title=doc.title: self.embedder.fits(
+                embedding_text(title, t, s.embed_titles)
+            ),
+            max_chunks=MAX_DOC_CHUNKS,
+        )
+        chunks = chunker.chunk(doc)
+        if len(chunks) >= MAX_DOC_CHUNKS:
+            chunks = chunks[:MAX_DOC_CHUNKS]
+            message = (
+                f"{doc.id}: only its first {MAX_DOC_CHUNKS} chunks are indexed (to character "
+                f"{chunks[-1].end} of {len(doc.text)}); split the document to index the rest"
+            )
+            log.warning(message)
+            self.warnings.append(message)
+        return chunks
+
+    def _embed(
+        self, docs: list[Document], chunks: dict[str, list[Chunk]]
+    ) -> tuple[dict, np.ndarray, int]:
+        """Chunk rows per document, the vectors of all of them in order, and how many chunks
+        came from the checkpoint of an interrupted build."""
+        s = self.settings
+        build_key = {
+            "model": s.model,
+            "dim": self.embedder.dim,
+            "backend": s.embed_backend,
+            **s.chunk_params(),
+        }
+        checkpoint = Checkpoint(s.index_dir)
+        cached = checkpoint.load()
+        keys = {d.id: document_key(d.sha256, d.extractor, build_key) for d in docs}
+        vectors: dict[str, np.ndarray] = {}
+        for d in docs:
+            got = cached.get(keys[d.id])
+            if got is not None and len(got) == len(chunks[d.id]):
+                vectors[d.id] = got
+        resumed = sum(len(v) for v in vectors.values())
+        total = sum(len(c) for c in chunks.values())
+        if resumed:
+            log.warning(
+                "resuming an interrupted build: %d of %d chunks are in its checkpoint",
+                resumed,
+                total,
+            )
+        meter = _Meter(total, resumed, self.progress, self.on_progress)
+        batch: list[Document] = []
+        waiting = [d for d in docs if d.id not in vectors]
+        for i, doc in enumerate(waiting):
+            batch.append(doc)
+            if sum(len(chunks[b.id]) for b in batch) < EMBED_BLOCK and i + 1 < len(waiting):
+                continue
+            texts = [
+                embedding_text(b.title, c.text, s.embed_titles) for b in batch for c in chunks[b.id]
+            ]
+            out = self.embedder.embed(texts, batch_size=s.batch_size) if texts else None
+            if out is not None and out.shape != (len(texts), self.embedder.dim):
+                raise ValueError(
+                    f"embedder returned shape {out.shape}, expected ({len(texts)}, {self.embedder.dim})"
+                )
+            done, at = {}, 0
+            for b in batch:
+                n = len(chunks[b.id])
+                vectors[b.id] = done[keys[b.id]] = (
+                    out[at : at + n] if out is not None else np.zeros((0, self.embedder.dim))
+                )
+                at += n
+            checkpoint.save(done)
+            meter.add(len(texts))
+            batch = []
+        meter.close()
+        rows = {d.id: [(c.start, c.end, c.n_tokens, c.text) for c in chunks[d.id]] for d in docs}
+        parts = [np.asarray(vectors[d.id], np.float32) for d in docs]
+        matrix = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
+        return rows, matrix, resumed
+
+    def _report(
+        self,
+        corpus: Corpus,
+        status: dict,
+        removed: list,
+        total: int,
+        new_chunks: int,
+        resumed: int = 0,
+        up_to_date: bool = False,
+    ) -> BuildReport:
+        counts = {k: sum(1 for v in status.values() if v == k) for k in ("new", "changed")}
+        return BuildReport(
+            documents=len(corpus.documents),
+            new=counts["new"],
+            changed=counts["changed"],
+            removed=len(removed),
+            unchanged=len(corpus.documents) - counts["new"] - counts["changed"],
+            embedded_chunks=new_chunks - resumed,
+            reused_chunks=total - new_chunks,
+            total_chunks=total,
+            skipped=corpus.skipped,
+            seconds=time.perf_counter() - self.started,
+            full=self.full and not up_to_date,
+            index_dir=str(self.settings.index_dir),
+            up_to_date=up_to_date,
+            resumed_chunks=resumed,
+            warnings=list(self.warnings),
+        )
+
+
+def _status(doc: Document, old: dict | None) -> str:
+    if old is None:
+        return "new"
+    same = (old["sha256"], old.get("extractor", "")) == (doc.sha256, doc.extractor)
+    return "unchanged" if same else "changed"
+
+
+def read_corpus(settings: Settings, seeds: SeedDiff, manifest: dict | None) -> Corpus:
+    """The seed documents: files the diff found unchanged are not read again (their
+    ``Document`` carries the recorded title and sha256 and no text, which the build does not
+    need), nor are skipped files that are unchanged (same reason). Only new and changed files
+    are read, each with the stat of that same read (``Corpus.stats``)."""
+    recorded: dict[str, dict] = manifest["documents"] if manifest else {}
+    states = {f.doc_id: f for f in seeds.files}
+
+    def known(doc_id: str, path: str) -> Document | str | None:
+        state = states.get(doc_id)
+        if state is None:
+            return None
+        if state.status == SKIPPED:
+            return state.reason
+        if state.status not in (UNCHANGED, TOUCHED):
+            return None
+        old = recorded[doc_id]
+        return Document(
+            doc_id,
+            old["title"],
+            "",
+            old["sha256"],
+            format=old.get("format", "txt" if not doc_id.endswith(".md") else "md"),
+            extractor=old.get("extractor", ""),
+            pages=old.get("pages"),
+        )
+
+    return load_corpus(
+        settings.seeds_dir,
+        max_bytes=int(settings.max_file_mb * 1e6),
+        known=known if manifest else None,
+        extract_timeout=settings.extract_timeout,
+        extract_memory_mb=settings.extract_memory_mb,
+    )
+
+
+def _skipped_records(settings: Settings, corpus: Corpus, stats: dict) -> dict[str, dict]:
+    """Per skipped file (one the walk listed as a document): its stat as read, with the
+    extractor and limits it was tried with, so the next diff skips it again while unchanged."""
+    from .extract import format_of
+
+    out = {}
+    for name, _reason in corpus.skipped:
+        if name not in stats:
+            continue  # skipped by the walk (unsupported format, symlink): known by its reason
+        stat = stats[name] or _stat(Path(settings.seeds_dir) / name)
+        out[name] = {**stat, **extract_key(settings, format_of(name) or "")}
+    return out
+
+
+def _skips_differ(manifest: dict | None, corpus: Corpus, records: dict) -> bool:
+    manifest = manifest or {}
+    return dict(corpus.skipped) != manifest.get("skipped") or records != manifest.get(
+        "skipped_files"
+    )
+
+
+def _stat(path: Path) -> dict:
+    try:
+        st = path.stat()
+    except OSError:
+        return {"size": None, "mtime_ns": None}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+class _Meter:
+    """Progress of the embedding: a tqdm bar (chunks/s, ETA) and ``on_progress`` calls."""
+
+    def __init__(self, total: int, done: int, show: bool, on_progress: Progress | None) -> None:
+        from tqdm import tqdm
+
+        self.total, self.done, self.on_progress = total, done, on_progress
+        self.bar = tqdm(total=total, initial=done, desc="embedding", unit="chunk", disable=not show)
+
+    def add(self, n: int) -> None:
+        self.done += n
+        self.bar.update(n)
+        if self.on_progress:
+            self.on_progress("embedding", self.done, self.total)
+
+    def close(self) -> None:
+        self.bar.close()

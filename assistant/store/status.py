@@ -1,0 +1,46 @@
+"""A summary of the live index for the CLI and the web app (no model is loaded)."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..extract import format_of
+from .diff import diff
+from .layout import current_build
+from .manifest import read_manifest, segments_of
+
+
+def index_status(settings: Settings | None = None) -> dict:
+    """A summary of the live index for the CLI and the web app (no model is loaded)."""
+    settings = settings or Settings()
+    build = current_build(settings.index_dir)
+    if build is None:
+        return {"built": False, "index_dir": str(settings.index_dir)}
+    manifest = read_manifest(build)
+    seeds = diff(settings, manifest)
+    changes = seeds.changes()
+    return {
+        "built": True,
+        "index_dir": str(settings.index_dir),
+        "build": build.name,
+        "created": manifest["created"],
+        "model": manifest["model"],
+        "dim": manifest["dim"],
+        "index": manifest["index"]["kind"],
+        "segments": [s["chunks"] for s in segments_of(manifest)],
+        "chunks": manifest["counts"]["chunks"],
+        "documents": {
+            k: {
+                "title": v["title"],
+                "chunks": v["chunks"],
+                "format": v.get("format") or format_of(k) or "txt",
+                "pages": v.get("pages"),
+                "sha256": v["sha256"],
+            }
+            for k, v in manifest["documents"].items()
+        },
+        "skipped": dict(manifest.get("skipped", {})),
+        "stale": bool(changes),
+        "changes": changes,
+        "pending": seeds.pending(),  # documents not indexed yet (new, changed, removed)
+        "backend": manifest.get("backend", "torch"),
+    }
