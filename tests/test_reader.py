@@ -94,6 +94,12 @@ def test_reader_modules_stay_small():
         assert n <= 500, f"{path.name}: {n} lines"
 
 
+def test_package_modules_stay_small():
+    for path in (REPO / "assistant").rglob("*.py"):
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        assert n <= 500, f"{path.relative_to(REPO)}: {n} lines"
+
+
 def test_weights_match_the_features_the_code_computes():
     weights = json.loads(WEIGHTS.read_text(encoding="utf-8"))
     assert weights["shortlist"]["features"] == CHEAP_FEATURES

@@ -149,7 +149,7 @@ def _traversal_urls(server) -> list[str]:
         str(seeds / ".." / "secret.txt"),
         str(index / "CURRENT"),
         str(REPO / "README.md"),
-        str(REPO / "assistant" / "app.py"),
+        str(REPO / "assistant" / "app" / "__init__.py"),
         "../../../../../../etc/passwd",
         "..%2f..%2f..%2f..%2fetc%2fpasswd",
         "%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
