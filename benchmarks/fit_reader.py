@@ -69,7 +69,7 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
         if cands:
             vec = retriever.embed_query(q["text"])
             embedder = MemoEmbedder.around(retriever.embedder)
-            qtok = retriever.query_tokens(q["text"])
+            qtok = retriever.query_tokens(question.spelled)
             cos, sims = select.dense_features(question, cands, passages, vec, qtok, embedder, None)
             for c, v, m in zip(cands, cos, sims):
                 c.features["cosine"] = float(v)

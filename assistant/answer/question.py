@@ -114,6 +114,20 @@ class Question:
     known: frozenset[str] = frozenset()  # terms found somewhere in the index
 
     @property
+    def spelled(self) -> str:
+        """The question with each word the speller corrected replaced by its correction: what
+        the word-by-word match reads (a typo's wordpieces match nothing)."""
+        if not self.corrected:
+            return self.text
+        out, last = [], 0
+        for m in re.finditer(r"\w+", self.text):
+            terms = bm25_tokens([m.group(0)])[0]
+            if terms and terms[0] in self.corrected:
+                out += [self.text[last : m.start()], self.corrected[terms[0]]]
+                last = m.end()
+        return "".join(out) + self.text[last:]
+
+    @property
     def total_weight(self) -> float:
         return sum(self.weights.values())
 

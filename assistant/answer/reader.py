@@ -100,7 +100,7 @@ def extractive_answer(
     ranked, cands = select.rank(
         q,
         retriever.embed_query(query),
-        retriever.query_tokens(query),
+        retriever.query_tokens(q.spelled),
         passages,
         retriever.embedder,
         retriever._build_name,

@@ -217,9 +217,9 @@ def embed_tokens(embedder, texts: list[str]):
 
 
 def token_weights(question: Question, spans: list[tuple[int, int]]) -> np.ndarray:
-    """Each question wordpiece weighs what its word's term weighs (0 for stop words); all 1
-    when no word carries weight."""
-    words = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"\w+", question.text)]
+    """Each wordpiece of ``question.spelled`` weighs what its word's term weighs (0 for stop
+    words); all 1 when no word carries weight."""
+    words = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"\w+", question.spelled)]
     stems = bm25_tokens([w for _, _, w in words]) if words else []
     fixed = question.corrected
     out = np.zeros(len(spans))
@@ -295,7 +295,8 @@ def dense_features(
     build,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate's cosine and maxsim to the question (sentence vectors cached);
-    ``query_tokens``: the question's wordpiece vectors and spans (``Retriever.query_tokens``)."""
+    ``query_tokens``: the wordpiece vectors and spans of ``question.spelled``
+    (``Retriever.query_tokens``)."""
     keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in cands]
     vectors, tokens = sentence_vectors.get_with_tokens(embedder, build, keyed)
     q_tokens, spans = query_tokens
