@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     answer_scorer: Literal["fitted", "lexical"] = Field(
         "fitted",
         description="How candidate sentences are scored: `fitted` (the fitted model over the "
-        "embedder's cosine, key-term coverage, answer type, passage rank and more) or `lexical` "
+        "embedder's cosine and word-by-word match, key-term coverage, answer type, passage rank and more) or `lexical` "
         "(the same model's cheap stage only: nothing embedded, faster, less accurate).",
     )
     abstain_threshold: float = Field(
