@@ -137,6 +137,17 @@ class SentenceTransformerEmbedder:
         return self.count_tokens(text) <= self.max_tokens
 
 
+def embed_with_tokens(
+    embedder: Embedder, texts: Sequence[str]
+) -> tuple[np.ndarray, list[np.ndarray], list[list[tuple[int, int]]]]:
+    """``embedder.embed_tokens`` in one batch when it has one; otherwise (a test's fake, the
+    ONNX backend) each text's vector stands as its one "wordpiece", spanning the whole text."""
+    if hasattr(embedder, "embed_tokens"):
+        return embedder.embed_tokens(texts, batch_size=max(1, len(texts)))
+    vectors = embedder.embed(texts, batch_size=max(1, len(texts)))
+    return vectors, [v[None, :].astype(np.float16) for v in vectors], [[(0, len(t))] for t in texts]
+
+
 _lock = threading.Lock()
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .chunking import embedding_text
 from .config import Settings
-from .embedder import Embedder, get_embedder
+from .embedder import Embedder, embed_with_tokens, get_embedder
 from .errors import IncompatibleIndexError
 from .store import IndexStore, backend_for
 from .store.diff import diff, shown_changes
@@ -225,12 +225,8 @@ class Retriever:
             if cached is not None:
                 self._query_cache.move_to_end(query)
                 return cached
-        if hasattr(self.embedder, "embed_tokens"):
-            vectors, tokens, spans = self.embedder.embed_tokens([query])
-            entry = (vectors[0], tokens[0], spans[0])
-        else:
-            vector = self.embedder.embed([query])[0]
-            entry = (vector, vector[None, :].astype(np.float16), [(0, len(query))])
+        vectors, tokens, spans = embed_with_tokens(self.embedder, [query])
+        entry = (vectors[0], tokens[0], spans[0])
         with self._lock:
             self._query_cache[query] = entry
             if len(self._query_cache) > 1024:

@@ -68,7 +68,7 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
         cands = select.candidates(question, passages) if passages else []
         if cands:
             vec = retriever.embed_query(q["text"])
-            embedder = MemoEmbedder.around(retriever.embedder)
+            embedder = MemoEmbedder(retriever.embedder)
             qtok = retriever.query_tokens(question.spelled)
             cos, sims = select.dense_features(question, cands, passages, vec, qtok, embedder, None)
             for c, v, m in zip(cands, cos, sims):
@@ -91,21 +91,13 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
 
 
 class MemoEmbedder:
-    """The embedder, with ``embed_tokens`` memoized by text: the SQuAD, SQuAD 2.0 and small
-    corpora share their sentences, so each is embedded once for the whole fit."""
+    """The embedder, with ``embed_tokens`` memoized by text (one memo for the whole fit): the
+    SQuAD, SQuAD 2.0 and small corpora share their sentences, so each is embedded once."""
 
     _memo: dict[str, tuple] = {}
-    _by_inner: dict[int, MemoEmbedder] = {}
 
     def __init__(self, inner) -> None:
         self.inner, self.name = inner, inner.name
-
-    @classmethod
-    def around(cls, inner) -> MemoEmbedder:
-        return cls._by_inner.setdefault(id(inner), cls(inner))
-
-    def embed(self, texts, batch_size=32, progress=False):
-        return self.embed_tokens(texts)[0]
 
     def embed_tokens(self, texts, batch_size=32):
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Protocol
 
 from ..bm25 import bm25_tokens
@@ -113,7 +113,7 @@ class Question:
     words: frozenset[str] = frozenset()  # lower-cased words of the question, as typed
     known: frozenset[str] = frozenset()  # terms found somewhere in the index
 
-    @property
+    @cached_property
     def spelled(self) -> str:
         """The question with each word the speller corrected replaced by its correction: what
         the word-by-word match reads (a typo's wordpieces match nothing)."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..bm25 import bm25_tokens
 from ..chunking import split_sentences
+from ..embedder import embed_with_tokens
 from ..types import Passage
 from . import entities
 from .question import Question
@@ -197,7 +198,7 @@ class SentenceVectors:
         self.stats["embedded"] = self.stats.get("embedded", 0) + len(missing)
         self.stats["cached"] = self.stats.get("cached", 0) + len(keys) - len(missing)
         if missing:
-            vectors, tokens, _ = embed_tokens(embedder, [keyed[i][1] for i in missing])
+            vectors, tokens, _ = embed_with_tokens(embedder, [keyed[i][1] for i in missing])
             with self._lock:
                 for i, vec, tok in zip(missing, vectors, tokens):
                     self._cache[keys[i]] = found[keys[i]] = (vec, tok)
@@ -206,14 +207,6 @@ class SentenceVectors:
         if not keys:
             return np.zeros((0, 1), np.float32), []
         return np.stack([found[k][0] for k in keys]), [found[k][1] for k in keys]
-
-
-def embed_tokens(embedder, texts: list[str]):
-    """``embedder.embed_tokens`` when it has one; else each text's vector as its one token."""
-    if hasattr(embedder, "embed_tokens"):
-        return embedder.embed_tokens(texts, batch_size=max(1, len(texts)))
-    vectors = embedder.embed(texts, batch_size=max(1, len(texts)))
-    return vectors, [v[None, :].astype(np.float16) for v in vectors], [[(0, len(t))] for t in texts]
 
 
 def token_weights(question: Question, spans: list[tuple[int, int]]) -> np.ndarray:
