@@ -18,7 +18,8 @@ import numpy as np
 from .chunking import Chunker, embedding_text
 from .config import Settings
 from .corpus import Corpus, load_corpus
-from .embedder import Embedder, get_embedder
+from .embedder import Embedder
+from .embedders import embedder_for
 from .extract import is_plain
 from .store import backend_for
 from .store.checkpoint import Checkpoint, document_key
@@ -84,12 +85,7 @@ class _Build:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            if self.settings.embed_backend == "torch":
-                self._embedder = get_embedder(self.settings.model)
-            else:
-                from .embedder_onnx import get_onnx_embedder
-
-                self._embedder = get_onnx_embedder(self.settings.model)
+            self._embedder = embedder_for(self.settings)
         return self._embedder
 
     def close(self) -> None:

@@ -11,7 +11,8 @@ import numpy as np
 
 from .chunking import embedding_text
 from .config import Settings
-from .embedder import Embedder, embed_with_tokens, get_embedder
+from .embedder import Embedder, embed_with_tokens
+from .embedders import embedder_for
 from .errors import IncompatibleIndexError
 from .store import IndexStore, backend_for
 from .store.diff import diff, shown_changes
@@ -153,12 +154,7 @@ class Retriever:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            if self.settings.embed_backend == "torch":
-                self._embedder = get_embedder(self.settings.model)
-            else:
-                from .embedder_onnx import get_onnx_embedder
-
-                self._embedder = get_onnx_embedder(self.settings.model)
+            self._embedder = embedder_for(self.settings)
         return self._embedder
 
     @property

@@ -58,11 +58,10 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture
 def fake_model(fake_embedder, monkeypatch):
     """The fake embedder wherever the library would load the model by name."""
-    import assistant.build as index_mod
+    import assistant.embedders as embedders_mod
     import assistant.retrieval as retrieval_mod
 
-    monkeypatch.setattr(index_mod, "get_embedder", lambda model: fake_embedder)
-    monkeypatch.setattr(retrieval_mod, "get_embedder", lambda model: fake_embedder)
+    monkeypatch.setattr(embedders_mod, "get_embedder", lambda model: fake_embedder)
     monkeypatch.setattr(retrieval_mod, "_retrievers", {})
     return fake_embedder
 

@@ -256,7 +256,8 @@ def test_cli_build_reports_each_skipped_file_in_one_line(settings, tmp_path):
         f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
         "from conftest import FakeEmbedder\n"
         "import assistant.build as idx, assistant.cli as cli\n"
-        "idx.get_embedder = lambda model: FakeEmbedder()\n"
+        "import assistant.embedders\n"
+        "assistant.embedders.get_embedder = lambda model: FakeEmbedder()\n"
         "sys.argv = ['assistant', 'build']\n"
         "cli.main()\n"
     )

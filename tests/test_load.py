@@ -31,12 +31,11 @@ QUESTIONS = [
 @pytest.mark.slow
 def test_concurrent_clients_get_verified_answers(seeded, fake_embedder, monkeypatch):
 
-    import assistant.build as index_mod
+    import assistant.embedders as embedders_mod
     import assistant.retrieval as retrieval_mod
     from assistant import app as web
 
-    monkeypatch.setattr(index_mod, "get_embedder", lambda model: fake_embedder)
-    monkeypatch.setattr(retrieval_mod, "get_embedder", lambda model: fake_embedder)
+    monkeypatch.setattr(embedders_mod, "get_embedder", lambda model: fake_embedder)
     monkeypatch.setattr(retrieval_mod, "_retrievers", {})
     write(seeded, "penguins.txt", "Penguins live in Antarctica. Emperor penguins cannot fly.\n")
     build_index(seeded)

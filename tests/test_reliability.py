@@ -192,7 +192,8 @@ ZYGOTE = textwrap.dedent(
                 return out
             setattr(module, name, wrapper)
 
-        idx.get_embedder = lambda model: Slow()
+        import assistant.embedders
+        assistant.embedders.get_embedder = lambda model: Slow()
         wrap("Chunker", before="chunking")
         wrap("_embed", before="embedding", after="writing", module=idx._Build)
         wrap("write_faiss", before="faiss", module=segments)
@@ -500,7 +501,8 @@ FULL_DISK_CLI = textwrap.dedent(
     def full_disk(*args, **kwargs):
         raise RuntimeError("Error in faiss::FileIOWriter: fwrite failed: No space left on device")
 
-    idx.get_embedder = lambda model: FakeEmbedder()
+    import assistant.embedders
+    assistant.embedders.get_embedder = lambda model: FakeEmbedder()
     faiss.write_index = full_disk
     sys.argv = ["assistant", "build", "--full"]
     cli.main()

@@ -97,9 +97,10 @@ def test_reloads_after_a_rebuild(seeded, fake_embedder):
 
 def test_public_retrieve_honours_index_dir(seeded, fake_embedder, monkeypatch):
     build_index(seeded, embedder=fake_embedder)
+    import assistant.embedders as embedders_mod
     import assistant.retrieval as r
 
-    monkeypatch.setattr(r, "get_embedder", lambda model: fake_embedder)
+    monkeypatch.setattr(embedders_mod, "get_embedder", lambda model: fake_embedder)
     monkeypatch.setattr(r, "_retrievers", {})
     from assistant import retrieve
 

@@ -57,7 +57,7 @@ def http(url: str, data: bytes | None = None, headers: dict | None = None) -> tu
 def server(tmp_path_factory):
     """The app on 127.0.0.1 (fake embedder) over seeds holding hostile HTML; a secret file sits
     next to the seeds folder, outside it."""
-    import assistant.build as index_mod
+    import assistant.embedders as embedders_mod
     import assistant.retrieval as retrieval_mod
     from assistant import app as web
     from assistant.config import Settings
@@ -77,8 +77,7 @@ def server(tmp_path_factory):
     settings = Settings(seeds_dir=seeds, index_dir=root / "embeddings", model="fake")
     fake = FakeEmbedder()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(index_mod, "get_embedder", lambda model: fake)
-        mp.setattr(retrieval_mod, "get_embedder", lambda model: fake)
+        mp.setattr(embedders_mod, "get_embedder", lambda model: fake)
         mp.setattr(retrieval_mod, "_retrievers", {})
         build_index(settings)
         port = free_port()

@@ -188,11 +188,12 @@ def test_a_replaced_build_is_closed_once_no_search_uses_it(seeded):
 
 def _serve(settings, monkeypatch) -> FakeEmbedder:
     """Build, then make ``retrieve``/``ask``/the CLI load the fake embedder by name."""
+    import assistant.embedders as embedders_mod
     import assistant.retrieval as r
 
     fake = FakeEmbedder()
     build_index(settings, embedder=fake)
-    monkeypatch.setattr(r, "get_embedder", lambda model: fake)
+    monkeypatch.setattr(embedders_mod, "get_embedder", lambda model: fake)
     monkeypatch.setattr(r, "_retrievers", {})
     return fake
 
@@ -344,7 +345,8 @@ class Slow(FakeEmbedder):
         return super().embed(texts)
 
 build.EMBED_BLOCK = 16
-build.get_embedder = lambda model: Slow()
+import assistant.embedders
+assistant.embedders.get_embedder = lambda model: Slow()
 sys.argv = ["assistant", "build", "--json"]
 cli.main()
 """
