@@ -18,6 +18,7 @@ from assistant.answer.conversation import (
     standalone_query,
 )
 from assistant.answer.question import analyze, is_summary_request, wanted_type
+from assistant.answer.reader import search
 from assistant.answer.scorer import WEIGHTS
 from assistant.answer.select import CHEAP_FEATURES, FEATURES, is_heading
 from assistant.bm25 import bm25_tokens
@@ -326,3 +327,43 @@ def test_real_reader_on_documents_written_for_the_tests(tmp_path):
     # (BENCHMARKS.md, SQuAD 2.0). A guard against regressions, not the goal.
     assert len(misses) <= 8, misses
     assert len(answered) <= 4, answered
+
+
+def test_pronouns_are_replaced_by_the_name_they_refer_to():
+    history = [("When did Maria Lopez join the Riverside Garden Club?", "“In 2019” [1]")]
+    assert (
+        standalone_query("What role did she take on?", history)
+        == "What role did Maria Lopez take on?"
+    )
+    assert (
+        standalone_query("What was her role in the club?", history)
+        == "What was Maria Lopez’s role in the club?"
+    )
+    # a name in the question itself means "she" refers to it: nothing to replace
+    q = "When did Ana Ruiz say she would stop?"
+    assert standalone_query(q, history) == q
+    # an "it" with no name to put in its place gets the last question's key words instead
+    history = [("How often should the water filter be replaced?", "“every six months” [1]")]
+    query = standalone_query("How much does it cost?", history)
+    assert query.startswith("How much does it cost?") and "filter" in query
+
+
+def test_after_a_who_question_he_or_she_is_the_answer():
+    history = [
+        (
+            "Who founded the Riverside Garden Club?",
+            "“The club was founded by Maria Lopez in 2019.” [1]",
+        )
+    ]
+    assert standalone_query("When did she retire?", history) == "When did Maria Lopez retire?"
+
+
+def test_a_typod_question_is_also_searched_as_corrected(docs):
+    settings, r = docs
+    typo = "What tme does the brnach open on Satudays?"
+    spelled = analyze(typo, r.index).spelled
+    assert "the branch open on saturday" in spelled
+    clean = r.search(spelled, k=1)[0]
+    fused = search(r, typo, typo, 3, spelled)
+    assert (clean.source, clean.start) in {(p.source, p.start) for p in fused}
+    assert search(r, typo, typo, 3) == r.search(typo, k=3)  # nothing corrected: one search

@@ -5,6 +5,9 @@ personal pronoun with no name before it to refer to ("When did he die?"), ends o
 demonstrative ("And when was that?"), opens with a conjunction ("And the second one?", "What
 about Paris?") or has no content word of its own ("Why?"). Pronouns, demonstratives and
 conjunctions are closed classes of English grammar. A standalone question is never rewritten.
+A bare "it" anywhere after the first word counts as leaning: when it does not ("Is it true that
+the library opens on Sundays?"), retrieval fuses the raw and the rewritten question, so the
+rewrite cannot push the right passage out.
 
 Only the last ``MAX_TURNS`` turns are read, each clipped, so the work does not grow with the
 length of the conversation.
@@ -28,6 +31,7 @@ _OPENERS = re.compile(r"^\s*(?:and|but|or|so|also|then|what\s+about|how\s+about)
 _WORD = re.compile(r"[\w’'-]+")
 _NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of|de|van|von|al|bin)?\s*[A-Z][\w’'-]*)*")
 _MARKER = re.compile(r"\[\d+\]")
+_WHO = re.compile(r"^\s*(?:who|whom|whose)\b", re.I)
 
 
 def recent_turns(history: Sequence | None) -> list[tuple[str, str]]:
@@ -56,8 +60,8 @@ def leans_on_history(question: str) -> bool:
     for i, w in enumerate(lower):
         if w in _PERSONAL and not _names(" ".join(words[1:i])):
             return True
-        if w in _IMPERSONAL and i > 0 and not content_terms(" ".join(words[:i])):
-            return True  # "When was it founded?": "it" comes before any content word
+        if w in _IMPERSONAL and i > 0:
+            return True  # "When was it founded?"; a standalone "it" is safe: rankings are fused
         if w in _DEMONSTRATIVE and i == len(lower) - 1:
             return True  # "And when was that?"
     return False
@@ -66,12 +70,15 @@ def leans_on_history(question: str) -> bool:
 def standalone_query(
     question: str, history: Sequence | None, known: Callable[[str], bool] | None = None
 ) -> str:
-    """The question, plus what it refers to in the conversation when it leans on it.
+    """The question as it reads alone, when it leans on the conversation.
 
-    - A personal pronoun carries the names of the last turn (from its question, else the first
-      name in its answer), so who "he" is stays known;
-    - otherwise the last question's key words are carried ("and when was that?" after "How many
-      troops marched in the parade?" -> "and when was that? troops marched parade").
+    - A pronoun is replaced by the last turn's name (from its question, else the first name in
+      its answer): "What did he say about China?" after "What did Kim Jong Un say?" -> "What did
+      Kim Jong Un say about China?"; a possessive becomes "Kim Jong Un’s". The rewritten
+      question reads like one a user types alone, so both the encoder and BM25 see a sentence
+      of the usual shape rather than a question with a name glued on its end;
+    - otherwise the last question's key words are appended ("and when was that?" after "How
+      many troops marched in the parade?" -> "and when was that? troops marched parade").
 
     Earlier turns are used when the last one has nothing to carry (a chain of follow-ups).
     With ``known`` (is this stemmed term in the index?), only words the index knows are
@@ -86,7 +93,7 @@ def standalone_query(
     carried: list[str] = []
     for user, reply in reversed(turns):
         reply = _MARKER.sub(" ", reply)
-        names = _names(user) or (_names(reply)[:1] if person else [])
+        names = _referents(user, reply) if person else _names(user)
         terms = names if person and names else [*names, *_key_words(user)]
         for term in terms:
             if known is not None and not any(known(t) for t in content_terms(term)):
@@ -96,14 +103,39 @@ def standalone_query(
                 have.update(w.lower() for w in term.split())
         if carried:
             break
-    return f"{question} {' '.join(carried[:8])}".strip() if carried else question
+    if not carried:
+        return question
+    if names and carried[0] in names:
+        resolved = _resolve(question, carried[0])
+        if resolved != question:
+            return resolved
+    return f"{question} {' '.join(carried[:8])}".strip()
+
+
+_POSSESSIVE = {"his", "its", "their", "theirs", "hers"}
+
+
+def _resolve(question: str, name: str) -> str:
+    """``question`` with its first pronoun that needs the conversation replaced by ``name``
+    ("What year did he die?" -> "What year did Genghis Khan die?"), possessives as "name's"."""
+    words = list(_WORD.finditer(question))
+    for i, m in enumerate(words):
+        w = m.group(0).lower()
+        personal = w in _PERSONAL and not _names(" ".join(x.group(0) for x in words[1:i]))
+        if personal or (w in _IMPERSONAL and i > 0):
+            after = words[i + 1].group(0) if i + 1 < len(words) else ""
+            # "her" is possessive before a content word ("her first project"), else an object
+            possessive = w in _POSSESSIVE or (w == "her" and bool(content_terms(after)))
+            said = f"{name}’s" if possessive else name
+            return question[: m.start()] + said + question[m.end() :]
+    return question
 
 
 def _names(text: str) -> list[str]:
     """Capitalized names in ``text`` that do not merely open it, longest first."""
     out: list[str] = []
     for m in _NAME.finditer(text):
-        name = m.group(0).strip()
+        name = re.sub(r"['’]s$", "", m.group(0).strip())  # "Tesla's salary": the name is Tesla
         first_word = m.start() == (re.search(r"\w", text) or m).start()
         if first_word:  # a capital that opens the text may just start the sentence
             parts = name.split()
@@ -112,6 +144,22 @@ def _names(text: str) -> list[str]:
         if len(name) >= 2 and content_terms(name) and name not in out:
             out.append(name)
     return sorted(out, key=lambda n: -len(n.split()))
+
+
+def _referents(user: str, reply: str) -> list[str]:
+    """Who "he"/"she"/"they" can be after the turn (``user``, ``reply``), likeliest first.
+
+    After a "who" question the person is the answer, so the reply's names that the question
+    does not hold come first; otherwise the question's names in the order they were written
+    (the subject of an English question comes before its object: "When did Maria Lopez join
+    the Riverside Garden Club?"), then the first name of the reply.
+    """
+    asked = _names(user)
+    answered = [n for n in _names(_MARKER.sub(" ", reply)) if n not in asked]
+    if _WHO.match(user):
+        return answered[:1] + asked
+    asked.sort(key=lambda n: user.find(n))
+    return asked or answered[:1]
 
 
 def _key_words(text: str) -> list[str]:

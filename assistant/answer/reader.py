@@ -2,7 +2,8 @@
 abstention. It wires the parts; each decision lives in its own module:
 
 - ``conversation``: whether the question leans on the turns before it, and the standalone query;
-- retrieval of the raw question, fused with the standalone query's when one was made;
+- retrieval of the raw question, fused with the standalone query's and the spelling-corrected
+  question's when they differ from it;
 - ``summary`` for summary requests, ``metadata`` for "who wrote it / when was it published";
 - ``select``: candidate sentences scored by the fitted models;
 - ``abstain``: the fitted probability that the best evidence answers, against the threshold;
@@ -21,7 +22,7 @@ from . import abstain, select
 from .citations import verified_citations
 from .conversation import recent_turns, standalone_query
 from .metadata import metadata_candidates, metadata_question
-from .question import analyze, is_summary_request
+from .question import Question, analyze, is_summary_request
 from .scorer import load_weights
 from .summary import pick_document, summarize
 
@@ -32,28 +33,35 @@ SECOND_RATIO = 0.5  # a second quote (from another passage) must be at least hal
 FUSE_K = 60  # reciprocal rank fusion constant for the raw and the standalone query's passages
 
 
-def search(retriever, question: str, query: str, k: int) -> list[Passage]:
-    """Passages for the question; when a standalone query was made, both rankings are fused
-    (reciprocal rank), so a question that did not need the conversation keeps its passages."""
+def search(
+    retriever, question: str, query: str, k: int, spelled: str | None = None
+) -> list[Passage]:
+    """Passages for the question; when a standalone query was made, or the speller corrected
+    the question's words (``spelled``), the rankings are fused (reciprocal rank), so a question
+    that did not need the conversation keeps its passages and a typo'd question also gets the
+    dense match of its corrected words (the raw question's ranking stays in the fusion in case a
+    correction was wrong)."""
     raw = retriever.search(question, k=k)
-    if query == question:
+    others = list(dict.fromkeys(x for x in (query, spelled) if x and x != question))
+    if not others:
         return raw
-    ctx = retriever.search(query, k=k)
+    rankings = [retriever.search(x, k=k) for x in others]
     scores: dict[tuple[str, int], float] = {}
     by_key: dict[tuple[str, int], Passage] = {}
     order: dict[tuple[str, int], int] = {}
-    for ranking in (ctx, raw):  # the standalone query's passages win ties: it is the meaning
+    for ranking in (*rankings, raw):  # the standalone query's passages win ties: the meaning
         for r, p in enumerate(ranking, start=1):
             key = (p.source, p.start)
             scores[key] = scores.get(key, 0.0) + 1.0 / (FUSE_K + r)
             by_key.setdefault(key, p)
             order.setdefault(key, len(order))
+    top = len(rankings) + 1
     out: list[Passage] = []
     for key in sorted(scores, key=lambda key: (-scores[key], order[key])):
         p = by_key[key]
         if any(o.source == p.source and p.start < o.end and p.end > o.start for o in out):
             continue  # the same evidence, cut differently by the other query
-        out.append(replace(p, score=scores[key] * FUSE_K / 2))  # 1.0: first in both
+        out.append(replace(p, score=scores[key] * FUSE_K / top))  # ~1: first in all
         if len(out) == k:
             break
     return out
@@ -70,7 +78,8 @@ def answer(
     query = standalone_query(question, turns, retriever.index.speller.known)
     if is_summary_request(question):
         return _summary(question, query, turns, settings, retriever)
-    passages = search(retriever, question, query, settings.answer_passages)
+    q = analyze(query, retriever.index)
+    passages = search(retriever, question, query, settings.answer_passages, q.spelled)
     kind = metadata_question(question)
     if kind and passages:
         picks = metadata_candidates(kind, passages, settings.seeds_dir)
@@ -85,21 +94,26 @@ def answer(
                 settings,
                 "metadata",
             )
-    return extractive_answer(question, query, passages, retriever, settings)
+    return extractive_answer(question, query, passages, retriever, settings, q)
 
 
 def extractive_answer(
-    question: str, query: str, passages: list[Passage], retriever, settings: Settings
+    question: str,
+    query: str,
+    passages: list[Passage],
+    retriever,
+    settings: Settings,
+    q: Question | None = None,
 ) -> Answer:
     """The best sentence(s) of ``passages`` for ``query``, quoted and verified, or an
     abstention when the fitted confidence is under the threshold."""
     if not passages:
         return _abstain(question, query, passages, 0.0, 0.0)
     weights = load_weights()
-    q = analyze(query, retriever.index)
+    q = q or analyze(query, retriever.index)
     ranked, cands = select.rank(
         q,
-        retriever.embed_query(query),
+        retriever.embed_query(q.spelled),
         retriever.query_tokens(q.spelled),
         passages,
         retriever.embedder,
