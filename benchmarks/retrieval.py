@@ -110,7 +110,7 @@ def open_index(overrides: dict):
     if not report.up_to_date:
         print(f"built {settings.index_dir}: {report.summary()} in {report.seconds:.0f}s")
     retriever = Retriever(settings, embedder=embedder)
-    rows = retriever.index.chunk_rows(range(retriever.index.size))
+    rows = retriever.index.chunk_rows(retriever.index.chunk_ids())
     chunk_doc = {cid: row[0].removesuffix(".txt") for cid, row in rows.items()}  # BEIR ids
     return settings, embedder, retriever, chunk_doc, rows
 

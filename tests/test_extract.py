@@ -114,7 +114,7 @@ def test_the_four_documents_are_indexed_and_cited_with_page_and_heading(real_see
     assert report.documents == 4 and not report.skipped
     retriever = Retriever(real_seeds, embedder=fake_embedder)
     index = retriever.index
-    rows = index.chunk_rows(range(index.size))
+    rows = index.chunk_rows(index.chunk_ids())
     texts = [r[3] for r in rows.values()]
     assert not any(D.HEADER in t or re.search(r"Page \d+ of 30", t) for t in texts)
     assert not any(word in t for t in texts for word in D.NAV_WORDS)  # HTML boilerplate

@@ -239,7 +239,7 @@ def test_hostile_seed_folder_is_skipped_with_reasons_and_the_rest_indexed(settin
     report = build_index(settings, embedder=FakeEmbedder())
     assert report.documents == 2 and len(report.skipped) == len(corpus.skipped)
     index = load_index(settings)  # the hostile files do not make the index stale
-    docs = {row[0] for row in index.chunk_rows(range(index.size)).values()}
+    docs = {row[0] for row in index.chunk_rows(index.chunk_ids()).values()}
     assert docs == set(ids)
     index.close()
 

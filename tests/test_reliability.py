@@ -113,8 +113,8 @@ def check_build_matches_manifest(settings, texts: dict[str, str], rng: random.Ra
         assert index.size == manifest["counts"]["chunks"]
         assert manifest["counts"]["documents"] == len(manifest["documents"]) == len(texts)
         assert set(manifest["documents"]) == set(texts)
-        rows = index.chunk_rows(range(index.size))
-        assert sorted(rows) == list(range(index.size))
+        rows = index.chunk_rows(index.chunk_ids())
+        assert sorted(rows) == index.chunk_ids().tolist()
         per_doc = Counter(r[0] for r in rows.values())
         for doc_id, info in manifest["documents"].items():
             assert per_doc[doc_id] == info["chunks"], doc_id
