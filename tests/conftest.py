@@ -120,6 +120,15 @@ def settings(tmp_path, monkeypatch, store) -> Settings:
         close_all()  # each test's Milvus Lite server stops with it
 
 
+def release_store(settings: Settings) -> None:
+    """Let another process open the store: Milvus Lite serves one process at a time, so this
+    process's Lite servers are stopped (they start again on the next use)."""
+    if settings.store == "milvus":
+        from assistant.store.milvus.client import close_all
+
+        close_all()
+
+
 def live_build(settings: Settings) -> str | None:
     """The live build's name, whichever store holds it."""
     from assistant.store import backend_for

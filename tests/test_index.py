@@ -267,7 +267,9 @@ def test_incremental_builds_search_like_a_full_build(seeded, fake_embedder, appr
     build_index(seeded, embedder=fake_embedder, full=True)
     assert _results(seeded, fake_embedder, queries) == compacted
     manifest = live_manifest(seeded)
-    assert manifest["index"]["kind"] == ("ivf" if approximate and seeded.store == "faiss" else "flat")
+    assert manifest["index"]["kind"] == (
+        "ivf" if approximate and seeded.store == "faiss" else "flat"
+    )
 
 
 def test_bm25_postings_score_like_bm25s():
