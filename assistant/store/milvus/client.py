@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,16 @@ def connect(settings: Settings) -> Any:
                     "(or give http://host:19530 for a server)"
                 )
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        # milvus-lite logs a traceback when the file is locked; the error below says it in a line
+        quiet = logging.getLogger("milvus_lite")
+        level, quiet.level = quiet.level, logging.CRITICAL + 1
         try:
             client = pymilvus.MilvusClient(uri=uri, token=token) if token else None
             client = client or pymilvus.MilvusClient(uri=uri)
         except Exception as exc:  # noqa: BLE001 - pymilvus raises several kinds
             raise unavailable(uri, exc) from exc
+        finally:
+            quiet.setLevel(level)
         _clients[key] = client
         return client
 
