@@ -258,6 +258,6 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "unset" if default is None else f"`{default}`"
+        shown = "unset" if default is None else f"`{default}`" if str(default) else "empty"
         rows.append(f"| `ASSISTANT_{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(rows)

@@ -82,11 +82,6 @@ def store_of(config) -> str:
     return config.getoption("--store") or os.environ.get("ASSISTANT_STORE") or "faiss"
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "faiss_only: about the embedded store's files only")
-    config.addinivalue_line("markers", "milvus: needs pymilvus and milvus-lite")
-
-
 def pytest_collection_modifyitems(config, items):
     store = store_of(config)
     for item in items:
