@@ -115,13 +115,14 @@ def settings(tmp_path, monkeypatch, store) -> Settings:
         close_all()  # each test's Milvus Lite server stops with it
 
 
-def release_store(settings: Settings) -> None:
-    """Let another process open the store: Milvus Lite serves one process at a time, so this
-    process's Lite servers are stopped (they start again on the next use)."""
-    if settings.store == "milvus":
-        from assistant.store.milvus.client import close_all
+def release_store(settings: Settings | None = None) -> None:
+    """Let a child process open the store: Milvus Lite serves one process at a time, so this
+    process's Lite servers are stopped (they start again on the next use). A no-op otherwise."""
+    import sys
 
-        close_all()
+    client = sys.modules.get("assistant.store.milvus.client")
+    if client is not None:
+        client.close_all()
 
 
 def live_build(settings: Settings) -> str | None:
