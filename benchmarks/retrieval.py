@@ -130,8 +130,8 @@ def prefill_query_cache(retriever, texts: Sequence[str]) -> None:
     """Embed all queries in one batch (quality only; the latency run clears the cache)."""
     texts = [t.strip() for t in texts]
     vectors = retriever.embedder.embed(texts, batch_size=retriever.settings.batch_size)
-    for text, vector in zip(texts, vectors):
-        retriever._query_cache[text] = vector
+    for text, vector in zip(texts, vectors):  # (vector, wordpieces, spans), as the cache holds
+        retriever._query_cache[text] = (vector, vector[None, :], [(0, len(text))])
 
 
 # --------------------------------------------------------------------------- quality
