@@ -684,11 +684,13 @@ def main() -> None:
 
 def milvus_side(args, sizes, builds, results, inc) -> None:
     """Write and measure each size in Milvus too; print both stores in one table."""
+    from assistant.store.milvus.client import close_all
     from benchmarks.scale_milvus import HEADERS, build_milvus, side_by_side
 
     mbuilds, mresults = {}, {}
     for s in sizes:
         mbuilds[s] = build_milvus(s, args.milvus_uri)
+        close_all()  # Milvus Lite serves one process at a time: the measuring one opens it
         _log(f"[{s} milvus] measuring in a fresh process")
         extra = ["--milvus-uri", args.milvus_uri] if args.milvus_uri else []
         mresults[s] = _subprocess(["--measure-milvus", s, "--queries", str(args.queries), *extra])
