@@ -16,15 +16,17 @@ from ..manifest import check_compatible
 
 
 def _client(settings: Settings) -> tuple[Any, str, dict | None]:
-    from .client import connect, meta_name, unavailable
+    from .client import LOADED, connect, meta_name, unavailable
     from .state import read_pointer
 
     client = connect(settings)
     meta = meta_name(settings)
     try:
-        if not client.has_collection(meta):
-            return client, meta, None
-        client.load_collection(meta)
+        if (id(client), meta) not in LOADED:  # once per client: then one query per call
+            if not client.has_collection(meta):
+                return client, meta, None
+            client.load_collection(meta)
+            LOADED.add((id(client), meta))
         return client, meta, read_pointer(client, meta)
     except CorruptIndexError:
         raise

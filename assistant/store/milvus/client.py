@@ -26,6 +26,7 @@ MAX_QUERY = 16_384  # Milvus's limit on offset + limit of one query or search
 BUILD_TAG = 64
 
 _clients: dict[tuple[str, str], Any] = {}
+LOADED: set[tuple[int, str]] = set()  # (client id, metadata collection) known loaded
 _lock = threading.Lock()
 
 
@@ -221,6 +222,7 @@ def close_all() -> None:
     with _lock:
         clients = list(_clients.items())
         _clients.clear()
+        LOADED.clear()
     for (uri, _token), client in clients:
         with contextlib.suppress(Exception):  # closing a dead connection
             client.close()
