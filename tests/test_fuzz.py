@@ -24,7 +24,7 @@ from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError
 from assistant.retrieval import Retriever
-from assistant.store.loaded import load_index
+from assistant.store import open_index as load_index
 from assistant.tokens import get_encoding
 from assistant.types import Document
 

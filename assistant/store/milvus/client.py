@@ -61,6 +61,9 @@ def connect(settings: Settings) -> Any:
                     "(or give http://host:19530 for a server)"
                 )
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            # Lite's in-process gRPC server logs a traceback for each call it does not implement
+            # (pymilvus asks it for timestamps, then carries on): not the user's problem.
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         # milvus-lite logs a traceback when the file is locked; the error below says it in a line
         quiet = logging.getLogger("milvus_lite")
         level, quiet.level = quiet.level, logging.CRITICAL + 1
