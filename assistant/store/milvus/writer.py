@@ -163,7 +163,9 @@ def _write(
         if client.has_collection(name):
             client.drop_collection(name)
         ensure_chunks(client, name, dim)
-    reuse = previous is not None and same
+    if previous is not None and not same:  # build.py passes a previous build only if compatible
+        raise ValueError("the previous build is in another collection: build with full=True")
+    reuse = previous is not None
     old_docs = previous.manifest["documents"] if reuse else {}
     kept = {d: stat for d, stat in kept.items() if d in old_docs}
     tag = new_build_id()
