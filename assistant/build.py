@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +25,8 @@ from .extract import is_plain
 from .store import backend_for
 from .store.checkpoint import Checkpoint, document_key
 from .store.diff import SKIPPED, TOUCHED, UNCHANGED, SeedDiff, diff, extract_key
-from .store.layout import BuildLock, remove_leftovers, remove_old_builds
+from .store.layout import BuildLock
 from .store.planner import DocumentRows
-from .store.segments import Previous
-from .store.writer import open_previous, refresh_manifest
 from .tokens import get_encoding
 from .types import BuildReport, Chunk, Document
 
@@ -58,11 +57,12 @@ def build_index(
     index_dir = Path(settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     progress = sys.stderr.isatty() if progress is None else progress
+    backend = backend_for(settings)
     with BuildLock(index_dir, wait):
-        remove_leftovers(index_dir)
+        backend.prepare(settings)
         job = _Build(settings, full, embedder, progress, on_progress, started)
         try:
-            return job.run(open_previous(settings, full))
+            return job.run(backend.previous(settings, full))
         finally:
             job.close()
 
@@ -79,7 +79,7 @@ class _Build:
     ) -> None:
         self.settings, self.full, self._embedder = settings, full, embedder
         self.progress, self.on_progress, self.started = progress, on_progress, started
-        self.previous: Previous | None = None
+        self.previous: Any = None  # the store's previous build (``.manifest``, ``.close()``)
         self.warnings: list[str] = []
 
     @property
@@ -92,7 +92,7 @@ class _Build:
         if self.previous is not None:
             self.previous.close()
 
-    def run(self, previous: Previous | None) -> BuildReport:
+    def run(self, previous: Any) -> BuildReport:
         self.previous = previous
         manifest = previous.manifest if previous else None
         seeds = diff(self.settings, manifest)
@@ -118,7 +118,9 @@ class _Build:
                 or seeds.of(TOUCHED)
                 or _skips_differ(manifest, corpus, skipped_files)
             ):
-                refresh_manifest(previous, stats, corpus.skipped, skipped_files)
+                backend_for(self.settings).refresh(
+                    self.settings, previous, stats, corpus.skipped, skipped_files
+                )
             total = previous.manifest["counts"]["chunks"]
             return self._report(corpus, status, removed, total, 0, up_to_date=True)
         chunks = {d.id: self._chunks(d) for d in todo}
@@ -143,7 +145,7 @@ class _Build:
             for d in corpus.documents
             if status[d.id] == "unchanged"
         }
-        final, written = backend_for(self.settings).write(
+        _, written = backend_for(self.settings).write(
             self.settings,
             self.embedder.dim,
             self.embedder.max_tokens,
@@ -155,7 +157,6 @@ class _Build:
             skipped_files=skipped_files,
         )
         Checkpoint(self.settings.index_dir).clear()
-        remove_old_builds(Path(self.settings.index_dir), keep=final.name)
         total = written["counts"]["chunks"]
         return self._report(corpus, status, removed, total, len(vectors), resumed)
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -39,6 +39,30 @@ class Settings(BaseSettings):
     )
     index_dir: Path = Field(
         Path("embeddings"), description="Folder holding the built index (see README: Index)."
+    )
+
+    store: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="Where the index lives: `faiss` (the embedded FAISS + SQLite + BM25 folder "
+        "in `ASSISTANT_INDEX_DIR`) or `milvus` (a Milvus collection at `ASSISTANT_MILVUS_URI`; "
+        "needs `pip install assistant[milvus]`; see README: Scaling out: Milvus).",
+    )
+    milvus_uri: str = Field(
+        "",
+        description="Milvus to use with `ASSISTANT_STORE=milvus`: a Milvus Lite file ending in "
+        "`.db` (one process at a time), or `http://host:19530` for a Milvus server; empty means "
+        "the Lite file `milvus.db` inside `ASSISTANT_INDEX_DIR`.",
+    )
+    milvus_token: SecretStr = Field(
+        SecretStr(""),
+        description="Token (`user:password` or an API key) for a Milvus server; empty for none.",
+    )
+    milvus_collection: str = Field(
+        "assistant",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$",
+        description="Name prefix of this index's collections in Milvus (`<prefix>_<hash of "
+        "model, vector size, chunk settings>` and `<prefix>_meta`); give each corpus sharing "
+        "one Milvus its own prefix.",
     )
 
     # --- how documents become vectors --------------------------------------------------------
@@ -192,6 +216,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def milvus_target(self) -> str:
+        """The Milvus URI to connect to (the default Lite file inside ``index_dir``)."""
+        return self.milvus_uri or str(Path(self.index_dir) / "milvus.db")
+
+    @property
     def llm_enabled(self) -> bool:
         return bool(self.llm_url and self.llm_model)
 
@@ -229,6 +258,6 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "unset" if default is None else f"`{default}`"
+        shown = "unset" if default is None else f"`{default}`" if str(default) else "empty"
         rows.append(f"| `ASSISTANT_{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(rows)

@@ -55,6 +55,10 @@ class IndexLockedError(IndexError_):
     exit_code = 5
 
 
+class StoreUnavailableError(IndexError_):
+    """The index's store (a Milvus server or Lite file) cannot be reached or opened."""
+
+
 class LLMError(AssistantError):
     """The optional LLM endpoint failed; callers fall back to extractive answers."""
 

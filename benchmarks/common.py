@@ -107,7 +107,49 @@ def ensure_index(settings, progress: bool = True):
     """Build (incrementally; a no-op when up to date) and return the report."""
     from assistant.build import build_index
 
+    if settings.store == "milvus":
+        reuse_embedded_vectors(settings)
     return build_index(settings, progress=progress, wait=None)
+
+
+def reuse_embedded_vectors(settings) -> int:
+    """Before a first Milvus build of a corpus that the embedded store already holds (same
+    folder, same model and chunk settings): put the embedded build's vectors into the build's
+    checkpoint, so the Milvus build resumes from them instead of embedding the corpus again (the
+    same model gives the same vectors; the build still reads, chunks and writes everything, and
+    takes a document's vectors only if its chunk count matches). Returns the chunks reused."""
+    import numpy as np
+
+    from assistant.store import FaissSqliteBackend, backend_for
+    from assistant.store.checkpoint import Checkpoint, document_key
+
+    if backend_for(settings).current(settings) is not None:
+        return 0
+    embedded = settings.model_copy(update={"store": "faiss"})
+    try:
+        index = FaissSqliteBackend().open(embedded)
+    except Exception:  # noqa: BLE001 - no embedded build to reuse
+        return 0
+    manifest = index.manifest
+    key = {
+        "model": manifest["model"],
+        "dim": manifest["dim"],
+        "backend": manifest.get("backend", "torch"),
+        **manifest["chunking"],
+    }
+    checkpoint, done, total = Checkpoint(settings.index_dir), {}, 0
+    for info in manifest["documents"].values():
+        first, n = info["first_chunk"], info["chunks"]
+        vectors = index.vectors(range(first, first + n)).astype(np.float32)
+        done[document_key(info["sha256"], info.get("extractor", ""), key)] = vectors
+        total += n
+        if len(done) >= 512:
+            checkpoint.save(done)
+            done = {}
+    checkpoint.save(done)
+    index.close()
+    print(f"reusing the embedded build's vectors of {total} chunks (checkpoint)")
+    return total
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:

@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.retrieval --split train --grid        # fusion sweep (tuning)
     .venv/bin/python -m benchmarks.retrieval --split train --bm25-grid   # BM25 k1/b/stopwords
     .venv/bin/python -m benchmarks.retrieval --hnsw [--hnsw-copies 9]    # HNSW vs exact recall@10
+    .venv/bin/python -m benchmarks.retrieval --store milvus             # the same through Milvus Lite
 
 Settings come from ``ASSISTANT_*`` variables as usual (e.g. ``ASSISTANT_EMBED_TITLES=false``)
 and from the options below; the index is built once per index-shaping settings under
@@ -110,7 +111,7 @@ def open_index(overrides: dict):
     if not report.up_to_date:
         print(f"built {settings.index_dir}: {report.summary()} in {report.seconds:.0f}s")
     retriever = Retriever(settings, embedder=embedder)
-    rows = retriever.index.chunk_rows(range(retriever.index.size))
+    rows = retriever.index.chunk_rows(retriever.index.chunk_ids())
     chunk_doc = {cid: row[0].removesuffix(".txt") for cid, row in rows.items()}  # BEIR ids
     return settings, embedder, retriever, chunk_doc, rows
 
@@ -418,6 +419,12 @@ def main() -> None:
     parser.add_argument("--hnsw", action="store_true", help="HNSW recall@10 against exact")
     parser.add_argument("--hnsw-copies", type=int, default=9)
     parser.add_argument("--hnsw-noise", type=float, default=0.02)
+    parser.add_argument(
+        "--store",
+        choices=["faiss", "milvus"],
+        help="index store (default ASSISTANT_STORE): milvus builds a Milvus Lite file in the "
+        "cached index folder",
+    )
     args = parser.parse_args()
 
     overrides = {
@@ -429,13 +436,15 @@ def main() -> None:
             "candidates": args.candidates,
             "chunk_tokens": args.chunk_tokens,
             "chunk_overlap": args.chunk_overlap,
+            "store": args.store,
         }.items()
         if v is not None
     }
     settings, _, retriever, chunk_doc, rows = open_index(overrides)
     queries, qrels = load_split(args.split)
     print(
-        f"SciFact {args.split}: {len(queries)} queries, {len(chunk_doc)} chunks of "
+        f"SciFact {args.split} (store {settings.store}): {len(queries)} queries, "
+        f"{len(chunk_doc)} chunks of "
         f"{len(set(chunk_doc.values()))} documents; chunk_tokens={settings.chunk_tokens}, "
         f"overlap={settings.chunk_overlap}, embed_titles={settings.embed_titles}, "
         f"candidates={settings.candidates}; {machine_note()}"

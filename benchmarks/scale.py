@@ -1,6 +1,7 @@
 """Scale: build, size, load, memory, latency and ANN recall at about 10k, 100k and 1M chunks.
 
     .venv/bin/python -m benchmarks.scale [--sizes 10k,100k,1m] [--queries 200]
+    .venv/bin/python -m benchmarks.scale --store milvus --sizes 100k --queries 50  # side by side
 
 The 10k index is real text: SQuAD dev articles and SciFact abstracts, chunked and embedded by the
 normal build (their cached benchmark builds are read back: chunk rows from chunks.sqlite, vectors
@@ -550,6 +551,16 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--nprobes", default="4,8,16,32,64")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-milvus", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--store",
+        choices=["faiss", "milvus"],
+        default="faiss",
+        help="milvus: also write each size into Milvus and print both stores side by side "
+        "(benchmarks/scale_milvus.py)",
+    )
+    parser.add_argument("--milvus-uri", help="a Milvus server instead of a Lite file per size")
+    parser.add_argument("--adds", type=int, default=8, help="documents added at 100k")
     parser.add_argument(
         "--incremental", action="store_true", help="only the add-one-document timing at 100k"
     )
@@ -562,8 +573,13 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.queries, nprobes)))
         return
+    if args.measure_milvus:
+        from benchmarks.scale_milvus import measure_milvus
+
+        print(json.dumps(measure_milvus(args.measure_milvus, args.queries, args.milvus_uri)))
+        return
     if args.incremental:
-        inc = incremental()
+        inc = incremental(adds=args.adds)
         print_incremental(inc)
         print(json.dumps(inc))  # last: the parent process reads this line
         return
@@ -590,8 +606,11 @@ def main() -> None:
         _log(f"[{s}] {results[s]}")
     inc = None
     if "100k" in sizes:
-        inc = _subprocess(["--incremental"])
+        inc = _subprocess(["--incremental", "--adds", str(args.adds)])
         _log(f"[incremental] {inc}")
+    if args.store == "milvus":
+        milvus_side(args, sizes, builds, results, inc)
+        return
 
     print(
         f"Machine: {machine_note()}; {args.queries} queries (SciFact test claims and SQuAD "
@@ -661,6 +680,34 @@ def main() -> None:
         + "; model alone: "
         + f"{results[sizes[0]]['rss_model_mb']:.0f}."
     )
+
+
+def milvus_side(args, sizes, builds, results, inc) -> None:
+    """Write and measure each size in Milvus too; print both stores in one table."""
+    from assistant.store.milvus.client import close_all
+    from benchmarks.scale_milvus import HEADERS, build_milvus, side_by_side
+
+    mbuilds, mresults = {}, {}
+    for s in sizes:
+        mbuilds[s] = build_milvus(s, args.milvus_uri)
+        close_all()  # Milvus Lite serves one process at a time: the measuring one opens it
+        _log(f"[{s} milvus] measuring in a fresh process")
+        extra = ["--milvus-uri", args.milvus_uri] if args.milvus_uri else []
+        mresults[s] = _subprocess(["--measure-milvus", s, "--queries", str(args.queries), *extra])
+        _log(f"[{s} milvus] {mresults[s]}")
+    if inc:
+        first = inc["adds"][0]
+        results["100k"].update(add_s=first["seconds"], add_embed_s=first["embed_s"])
+    where = args.milvus_uri or "Milvus Lite (milvus-lite, in the process, one file per size)"
+    print(
+        f"Machine: {machine_note()}; {args.queries} queries (SciFact test claims and SQuAD "
+        f"questions alternating), k=5, one query at a time; Milvus: {where}."
+    )
+    for s in sizes:
+        print(f"- {s}: {builds[s]['what']}")
+    print()
+    print(table(HEADERS, side_by_side(sizes, builds, results, mbuilds, mresults)))
+    print(json.dumps({"embedded": results, "milvus": mresults, "milvus_builds": mbuilds}))
 
 
 if __name__ == "__main__":

@@ -66,15 +66,77 @@ def fake_model(fake_embedder, monkeypatch):
     return fake_embedder
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--store",
+        choices=("faiss", "milvus"),
+        default=None,
+        help="index store the tests build and search (default: ASSISTANT_STORE, else faiss); "
+        "milvus runs them on a real Milvus Lite file per test",
+    )
+
+
+def store_of(config) -> str:
+    import os
+
+    return config.getoption("--store") or os.environ.get("ASSISTANT_STORE") or "faiss"
+
+
+def pytest_collection_modifyitems(config, items):
+    store = store_of(config)
+    for item in items:
+        if store == "milvus" and item.get_closest_marker("faiss_only"):
+            marker = item.get_closest_marker("faiss_only")
+            reason = marker.args[0] if marker.args else "about the embedded store's files"
+            item.add_marker(pytest.mark.skip(reason=f"--store milvus: {reason}"))
+
+
 @pytest.fixture
-def settings(tmp_path, monkeypatch) -> Settings:
+def store(request) -> str:
+    """The store under test (``--store`` / ``ASSISTANT_STORE``)."""
+    return store_of(request.config)
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch, store) -> Settings:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     monkeypatch.setenv("ASSISTANT_SEEDS_DIR", str(seeds))
     monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(tmp_path / "embeddings"))
     monkeypatch.setenv("ASSISTANT_MODEL", "fake")
     monkeypatch.setenv("ASSISTANT_ABSTAIN_THRESHOLD", str(FAKE_THRESHOLD))
-    return Settings()
+    monkeypatch.setenv("ASSISTANT_STORE", store)
+    if store == "milvus":
+        monkeypatch.setenv("ASSISTANT_MILVUS_URI", str(tmp_path / "milvus" / "milvus.db"))
+    yield Settings()
+    if store == "milvus":
+        from assistant.store.milvus.client import close_all
+
+        close_all()  # each test's Milvus Lite server stops with it
+
+
+def release_store(settings: Settings | None = None) -> None:
+    """Let a child process open the store: Milvus Lite serves one process at a time, so this
+    process's Lite servers are stopped (they start again on the next use). A no-op otherwise."""
+    import sys
+
+    client = sys.modules.get("assistant.store.milvus.client")
+    if client is not None:
+        client.close_all()
+
+
+def live_build(settings: Settings) -> str | None:
+    """The live build's name, whichever store holds it."""
+    from assistant.store import backend_for
+
+    return backend_for(settings).current(settings)
+
+
+def live_manifest(settings: Settings) -> dict:
+    """The live build's manifest, whichever store holds it."""
+    from assistant.store import backend_for
+
+    return backend_for(settings).status(settings)[1]
 
 
 def write(settings: Settings, name: str, text: str | bytes) -> Path:

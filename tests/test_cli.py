@@ -4,7 +4,7 @@ import sys
 
 from assistant.build import build_index
 
-from .conftest import REPO
+from .conftest import REPO, release_store
 
 
 def run(*args, env=None):
@@ -47,6 +47,7 @@ def test_search_json_on_an_index(seeded, fake_embedder, monkeypatch):
     (pkg / "fake").mkdir(parents=True)
     (pkg / "fake" / "__init__.py").write_text("")
     env = {**os.environ, "PYTHONPATH": str(pkg)}
+    release_store(seeded)
     result = run("status", "--json", env=env)
     info = json.loads(result.stdout)
     assert info["built"] and info["chunks"] >= 3 and not info["stale"]

@@ -16,11 +16,10 @@ from assistant.corpus import load_corpus
 from assistant.extract import extract_path
 from assistant.extract.sandbox import Sandbox
 from assistant.retrieval import Retriever
-from assistant.store.layout import current_build
 from assistant.store.status import index_status
 from assistant.types import locate
 from tests import documents as D
-from tests.conftest import REPO, SEED, write
+from tests.conftest import REPO, SEED, live_manifest, release_store, write
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +113,7 @@ def test_the_four_documents_are_indexed_and_cited_with_page_and_heading(real_see
     assert report.documents == 4 and not report.skipped
     retriever = Retriever(real_seeds, embedder=fake_embedder)
     index = retriever.index
-    rows = index.chunk_rows(range(index.size))
+    rows = index.chunk_rows(index.chunk_ids())
     texts = [r[3] for r in rows.values()]
     assert not any(D.HEADER in t or re.search(r"Page \d+ of 30", t) for t in texts)
     assert not any(word in t for t in texts for word in D.NAV_WORDS)  # HTML boilerplate
@@ -210,6 +209,7 @@ def test_broken_files_are_reported_and_the_build_goes_on(settings, fake_embedder
 def _cli(args, env):
     import os
 
+    release_store()  # Milvus Lite: one process at a time
     return subprocess.run(
         [sys.executable, "-m", "assistant", *args],
         capture_output=True,
@@ -274,7 +274,7 @@ def test_incremental_build_reextracts_only_on_a_new_extractor_version(
     monkeypatch.setattr(extract, "_versions", {})
     report = build_index(real_seeds, embedder=fake_embedder)
     assert (report.changed, report.unchanged) == (1, 3)
-    manifest = json.loads((current_build(real_seeds.index_dir) / "manifest.json").read_text())
+    manifest = live_manifest(real_seeds)
     assert manifest["documents"]["handbook.docx"]["extractor"].startswith("docx/2 ")
 
 
@@ -400,6 +400,7 @@ def test_running_lines_hyphens_and_paragraph_joins():
     ]
 
 
+@pytest.mark.faiss_only("about the embedded store's format 3 chunk store")
 def test_a_build_without_extracted_texts_is_extended_with_a_pdf(
     settings, fake_embedder, pdf_bytes, monkeypatch
 ):

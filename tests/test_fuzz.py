@@ -24,7 +24,7 @@ from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError
 from assistant.retrieval import Retriever
-from assistant.store.loaded import load_index
+from assistant.store import open_index as load_index
 from assistant.tokens import get_encoding
 from assistant.types import Document
 
@@ -239,7 +239,7 @@ def test_hostile_seed_folder_is_skipped_with_reasons_and_the_rest_indexed(settin
     report = build_index(settings, embedder=FakeEmbedder())
     assert report.documents == 2 and len(report.skipped) == len(corpus.skipped)
     index = load_index(settings)  # the hostile files do not make the index stale
-    docs = {row[0] for row in index.chunk_rows(range(index.size)).values()}
+    docs = {row[0] for row in index.chunk_rows(index.chunk_ids()).values()}
     assert docs == set(ids)
     index.close()
 

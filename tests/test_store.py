@@ -15,21 +15,19 @@ from assistant.build import build_index
 from assistant.chunking import Chunker
 from assistant.errors import IncompatibleIndexError, StaleIndexError
 from assistant.retrieval import Retriever
+from assistant.store import open_index as load_index
 from assistant.store.diff import diff
-from assistant.store.layout import current_build
-from assistant.store.loaded import load_index
-from assistant.store.manifest import read_manifest
 from assistant.store.status import index_status
 from assistant.tokens import get_encoding
 from assistant.types import Document
 
-from .conftest import SEED, FakeEmbedder, write
+from .conftest import SEED, FakeEmbedder, live_build, live_manifest, release_store, write
 
 PROSE = SEED.read_text(encoding="utf-8")
 
 
 def _manifest(settings) -> dict:
-    return read_manifest(current_build(settings.index_dir))
+    return live_manifest(settings)
 
 
 # --------------------------------------------------------------------- one change detector
@@ -281,7 +279,7 @@ def test_a_crashed_build_resumes_from_its_checkpoint_and_equals_a_clean_build(
 
     with pytest.raises(_Crash):
         build_index(settings, embedder=CrashesAfter(2))
-    assert current_build(settings.index_dir) is None
+    assert live_build(settings) is None
     assert list((settings.index_dir / ".checkpoint").glob("*.npz"))
     with pytest.raises(_Crash):
         build_index(settings, embedder=CrashesAfter(1))
@@ -294,10 +292,10 @@ def test_a_crashed_build_resumes_from_its_checkpoint_and_equals_a_clean_build(
     assert not (settings.index_dir / ".checkpoint").exists()  # cleaned on completion
 
     resumed = load_index(settings)
-    clean_settings = settings.model_copy(update={"index_dir": tmp_path / "clean"})
+    clean_settings = settings.model_copy(update={"index_dir": tmp_path / "clean", "milvus_uri": ""})
     build_index(clean_settings, embedder=FakeEmbedder())
     clean = load_index(clean_settings)
-    ids = range(clean.size)
+    ids = clean.chunk_ids()
     assert resumed.size == clean.size
     assert resumed.chunk_rows(ids) == clean.chunk_rows(ids)
     assert np.allclose(resumed.vectors(ids), clean.vectors(ids), atol=1e-5)
@@ -384,7 +382,8 @@ def test_builds_sigkilled_at_random_moments_resume_and_end_equal_to_a_clean_buil
         time.sleep(rng.uniform(0, 0.6))
         proc.kill()
         proc.communicate()
-        assert proc.returncode != 0 and current_build(settings.index_dir) is None
+        assert proc.returncode != 0 and live_build(settings) is None
+        release_store(settings)  # Milvus Lite: one process at a time
         after = sum(len(v) for v in Checkpoint(settings.index_dir).load().values())
         assert after > before  # each killed run added to what the ones before it had done
         checkpointed.append(after)
@@ -396,10 +395,10 @@ def test_builds_sigkilled_at_random_moments_resume_and_end_equal_to_a_clean_buil
     assert not (settings.index_dir / ".checkpoint").exists()
 
     resumed = load_index(settings)
-    clean_settings = settings.model_copy(update={"index_dir": tmp_path / "clean"})
+    clean_settings = settings.model_copy(update={"index_dir": tmp_path / "clean", "milvus_uri": ""})
     build_index(clean_settings, embedder=FakeEmbedder())
     clean = load_index(clean_settings)
-    ids = range(clean.size)
+    ids = clean.chunk_ids()
     assert resumed.chunk_rows(ids) == clean.chunk_rows(ids)
     assert np.allclose(resumed.vectors(ids), clean.vectors(ids), atol=1e-5)
     resumed.close()

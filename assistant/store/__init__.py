@@ -39,6 +39,11 @@ class IndexStore(Protocol):
 
     def lexical_search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def chunk_ids(self) -> np.ndarray:
+        """Every chunk id of the build, ascending (``0 .. size - 1`` in the embedded store; a
+        store that keeps rows across builds, as Milvus does, has gaps)."""
+        ...
+
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int, str, str]]: ...
 
     def document_chunks(self, doc_id: str) -> dict[int, tuple[str, int, int, str, str]]: ...
@@ -69,7 +74,15 @@ class StoreBackend(Protocol):
         """The live build's name (a change means: open it again)."""
         ...
 
-    def open(self, settings: Settings) -> IndexStore: ...
+    def open(self, settings: Settings, check_seeds: bool = False) -> IndexStore: ...
+
+    def previous(self, settings: Settings, full: bool) -> Any:
+        """The live build an incremental build extends (``.manifest``, ``.close()``), or None."""
+        ...
+
+    def prepare(self, settings: Settings) -> None:
+        """Tidy what killed builds left (called under the build lock, before a build)."""
+        ...
 
     def write(
         self,
@@ -79,7 +92,17 @@ class StoreBackend(Protocol):
         docs: Sequence[Any],
         vectors: np.ndarray,
         **kwargs: Any,
-    ) -> tuple[Path, dict]: ...
+    ) -> tuple[Path | str, dict]: ...
+
+    def refresh(
+        self, settings: Settings, previous: Any, stats: dict, skipped: Any, skipped_files: dict
+    ) -> dict:
+        """Rewrite only the live manifest's file stats and skipped files."""
+        ...
+
+    def status(self, settings: Settings) -> tuple[str, dict] | None:
+        """The live build's name and manifest (no model loaded), or None."""
+        ...
 
 
 class FaissSqliteBackend:
@@ -91,19 +114,54 @@ class FaissSqliteBackend:
         build = current_build(settings.index_dir)
         return build.name if build else None
 
-    def open(self, settings: Settings) -> IndexStore:
+    def open(self, settings: Settings, check_seeds: bool = False) -> IndexStore:
         from .loaded import load_index
 
-        return load_index(settings)
+        return load_index(settings, check_seeds)
+
+    def previous(self, settings: Settings, full: bool) -> Any:
+        from .writer import open_previous
+
+        return open_previous(settings, full)
+
+    def prepare(self, settings: Settings) -> None:
+        from .layout import remove_leftovers
+
+        remove_leftovers(Path(settings.index_dir))
 
     def write(self, settings, dim, model_max_tokens, docs, vectors, **kwargs):  # noqa: ANN001, ANN201
+        from .layout import remove_old_builds
         from .writer import write_build
 
-        return write_build(settings, dim, model_max_tokens, docs, vectors, **kwargs)
+        final, manifest = write_build(settings, dim, model_max_tokens, docs, vectors, **kwargs)
+        remove_old_builds(Path(settings.index_dir), keep=final.name)
+        return final, manifest
+
+    def refresh(self, settings, previous, stats, skipped, skipped_files):  # noqa: ANN001, ANN201, ARG002
+        from .writer import refresh_manifest
+
+        return refresh_manifest(previous, stats, skipped, skipped_files)
+
+    def status(self, settings: Settings) -> tuple[str, dict] | None:
+        from .layout import current_build
+        from .manifest import read_manifest
+
+        build = current_build(settings.index_dir)
+        return (build.name, read_manifest(build)) if build else None
 
 
-def backend_for(settings: Settings) -> StoreBackend:  # noqa: ARG001 - one backend so far
+def backend_for(settings: Settings) -> StoreBackend:
+    """The store ``ASSISTANT_STORE`` names: the embedded folder, or Milvus."""
+    if settings.store == "milvus":
+        from .milvus import MilvusBackend
+
+        return MilvusBackend()
     return FaissSqliteBackend()
+
+
+def open_index(settings: Settings, check_seeds: bool = False) -> IndexStore:
+    """Open the live build of whichever store the settings name."""
+    return backend_for(settings).open(settings, check_seeds)
 
 
 def index_status(settings: Settings | None = None) -> dict:
@@ -112,4 +170,11 @@ def index_status(settings: Settings | None = None) -> dict:
     return _status(settings)
 
 
-__all__ = ["FaissSqliteBackend", "IndexStore", "StoreBackend", "backend_for", "index_status"]
+__all__ = [
+    "FaissSqliteBackend",
+    "IndexStore",
+    "StoreBackend",
+    "backend_for",
+    "index_status",
+    "open_index",
+]

@@ -40,6 +40,19 @@ def _top(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray
     return scores[order], ids[order]
 
 
+def marks_over(record: Stored | None, start: int, end: int) -> tuple:
+    """The page/section marks of ``record`` in effect over ``[start, end)``: the last one at or
+    before ``start`` (and the last page mark before it), then those inside."""
+    if record is None or not record.marks:
+        return ()
+    before = [m for m in record.marks if m[0] <= start]
+    head = before[-1:]
+    pages = [m for m in before if m[1] is not None]
+    if pages and head and head[0][1] is None:
+        head = [pages[-1], head[0]]
+    return tuple(head + [m for m in record.marks if start < m[0] < end])
+
+
 class LoadedIndex:
     """One build, opened read-only: FAISS in memory, chunks read from SQLite on demand.
 
@@ -109,15 +122,7 @@ class LoadedIndex:
     def marks_for(self, doc_id: str, start: int, end: int) -> tuple:
         """The page/section marks in effect over ``[start, end)``: the last one at or before
         ``start`` (and the last page mark before it), then those inside."""
-        record = self.stored(doc_id)
-        if record is None or not record.marks:
-            return ()
-        before = [m for m in record.marks if m[0] <= start]
-        head = before[-1:]
-        pages = [m for m in before if m[1] is not None]
-        if pages and head and head[0][1] is None:
-            head = [pages[-1], head[0]]
-        return tuple(head + [m for m in record.marks if start < m[0] < end])
+        return marks_over(self.stored(doc_id), start, end)
 
     def query_terms(self, query: str) -> tuple[list[str], dict[str, str]]:
         """The BM25 terms of ``query``, misspellings corrected against the vocabulary, and the
@@ -164,6 +169,10 @@ class LoadedIndex:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def chunk_ids(self) -> np.ndarray:
+        """Every chunk id of the build: ``0 .. size - 1``."""
+        return np.arange(self.size, dtype=np.int64)
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int, str, str]]:
         """``{id: (doc_id, start, end, text, title)}`` for the given chunk ids."""

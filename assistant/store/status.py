@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..extract import format_of
+from . import backend_for
 from .diff import diff
-from .layout import current_build
-from .manifest import read_manifest, segments_of
+from .manifest import segments_of
 
 
 def index_status(settings: Settings | None = None) -> dict:
     """A summary of the live index for the CLI and the web app (no model is loaded)."""
     settings = settings or Settings()
-    build = current_build(settings.index_dir)
-    if build is None:
-        return {"built": False, "index_dir": str(settings.index_dir)}
-    manifest = read_manifest(build)
+    live = backend_for(settings).status(settings)
+    where = {"store": settings.store, "index_dir": str(settings.index_dir)}
+    if settings.store == "milvus":
+        where["milvus_uri"] = settings.milvus_target
+    if live is None:
+        return {"built": False, **where}
+    name, manifest = live
     seeds = diff(settings, manifest)
     changes = seeds.changes()
     return {
         "built": True,
-        "index_dir": str(settings.index_dir),
-        "build": build.name,
+        **where,
+        "build": name,
         "created": manifest["created"],
         "model": manifest["model"],
         "dim": manifest["dim"],
