@@ -108,11 +108,12 @@ class RayWork:
         make_embedder: MakeEmbedder = embedder_for,
     ) -> None:
         ray = _ray()
-        self.settings, self._owned = settings, False
+        self.settings, self._make_embedder, self._owned = settings, make_embedder, False
         cpus = os.cpu_count() or 1
+        if address:
+            check_reachable(address)
         if not ray.is_initialized():
             if address:
-                check_reachable(address)
                 init = {"address": address, "runtime_env": {"py_modules": [_package()]}}
             else:
                 workers = workers or cpus
@@ -131,22 +132,16 @@ class RayWork:
                     f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"
                 ) from exc
             self._owned = True
-        self._actors: list = []
         try:
-            threads = threads or 1
+            self.threads = threads or 1
             total = int(ray.cluster_resources().get("CPU", 1))
-            workers = workers or max(1, total // threads)
-            actor = ray.remote(num_cpus=threads)(_Worker)
-            self._actors = [
-                actor.remote(settings, make_embedder, threads, f"ray-{i + 1}")
-                for i in range(workers)
-            ]
+            self.n_workers = workers or max(1, total // self.threads)
         except BaseException:
             self.close()
             raise
-        self.threads = threads
+        self._actors: list = []  # started at the first document to do (not for an up-to-date index)
         self._info: list[dict] | None = None
-        self._counts = [{"documents": 0, "chunks": 0} for _ in self._actors]
+        self._counts = [{"documents": 0, "chunks": 0} for _ in range(self.n_workers)]
 
     # --- the context: stop what this build started ---------------------------------------------
     def __enter__(self) -> RayWork:
@@ -166,9 +161,20 @@ class RayWork:
 
     # --- build.Work ------------------------------------------------------------------------------
     @property
+    def actors(self) -> list:
+        """The workers, each loading its model as it starts."""
+        if not self._actors:
+            actor = _ray().remote(num_cpus=self.threads)(_Worker)
+            self._actors = [
+                actor.remote(self.settings, self._make_embedder, self.threads, f"ray-{i + 1}")
+                for i in range(self.n_workers)
+            ]
+        return self._actors
+
+    @property
     def info(self) -> list[dict]:
         if self._info is None:
-            self._info = self._get([a.info.remote() for a in self._actors])
+            self._info = self._get([a.info.remote() for a in self.actors])
         return self._info
 
     @property
@@ -189,8 +195,8 @@ class RayWork:
     def embed(self, jobs: Sequence[tuple[list[str], int]]) -> Iterator[tuple[int, np.ndarray]]:
         from ray.util import ActorPool
 
-        pool = ActorPool(self._actors)
-        index = {id(a): i for i, a in enumerate(self._actors)}
+        pool = ActorPool(self.actors)
+        index = {id(a): i for i, a in enumerate(self.actors)}
         results = pool.map_unordered(
             lambda a, j: a.embed.remote(j, jobs[j][0], index[id(a)]), range(len(jobs))
         )
@@ -200,6 +206,8 @@ class RayWork:
             yield j, vectors
 
     def workers(self) -> list[dict]:
+        if not self._actors:  # nothing to do: no worker was started
+            return []
         return [{**info, **counts} for info, counts in zip(self.info, self._counts)]
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -209,9 +217,9 @@ class RayWork:
 
         if not items:
             return []
-        size = -(-len(items) // (GROUPS_PER_WORKER * len(self._actors)))
+        size = -(-len(items) // (GROUPS_PER_WORKER * len(self.actors)))
         groups = [items[i : i + size] for i in range(0, len(items), size)]
-        pool = ActorPool(self._actors)
+        pool = ActorPool(self.actors)
         done = pool.map(lambda a, g: getattr(a, method).remote(g), groups)
         return [out for group in self._guard(done) for out in group]
 

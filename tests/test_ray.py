@@ -144,6 +144,7 @@ def test_an_incremental_ray_build_embeds_only_what_changed(plain_and_ray):
     assert_same_index(plain, distributed)
     again = build_with_ray(distributed, workers=WORKERS, make_embedder=fake, progress=False)
     assert again.up_to_date and again.embedded_chunks == 0
+    assert again.workers == []  # nothing to do: no worker started, no model loaded
 
 
 def test_a_failed_worker_is_one_error_and_the_next_build_resumes(plain_and_ray):
@@ -175,6 +176,12 @@ def test_cli_ray_without_ray_installed_names_the_extra(seeded, monkeypatch):
     assert result.output.strip() == (
         "error: --ray needs Ray, which is not installed: pip install 'assistant[ray]'"
     )
+
+
+def test_cli_ray_address_must_be_host_port(seeded):
+    result = CliRunner().invoke(app, ["build", "--ray", "nowhere"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: Ray address 'nowhere' is not HOST:PORT")
 
 
 def test_cli_ray_options_need_ray(seeded):
