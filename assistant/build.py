@@ -3,16 +3,21 @@
 The seed diff (``store.diff``) says which files to read; only new and changed documents are
 chunked and embedded, in batches of documents whose vectors are checkpointed
 (``store.checkpoint``), so a killed build resumes; the store writes the build and swaps it in.
+
+Who extracts, chunks and embeds is the build's ``work``: ``LocalWork`` (this process, the
+plain build) or ``distributed.RayWork`` (Ray workers, one model each); the diff, the batches,
+the checkpoint, the write and the report are this module's, the same for both.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +43,87 @@ EMBED_BLOCK = 256  # at least this many chunks per embedded (and checkpointed) b
 Progress = Callable[[str, int, int], None]
 
 
+class Work(Protocol):
+    """Who extracts, chunks and embeds the documents a build has to do."""
+
+    parse: Callable | None  # None: the corpus is read and extracted here (``load_corpus``)
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def chunk(self, docs: Sequence[Document]) -> list[tuple[list[Chunk], str | None]]:
+        """Per document, its chunks and the warning of a cut, if any (``chunk_document``)."""
+        ...
+
+    def embed(self, jobs: Sequence[tuple[list[str], int]]) -> Iterator[tuple[int, np.ndarray]]:
+        """Vectors of each job (texts of a batch of that many documents), as ``(job index,
+        vectors)`` in any order."""
+        ...
+
+    def workers(self) -> list[dict]:
+        """Per worker: what it embedded (empty for a build in this process)."""
+        ...
+
+
+class LocalWork:
+    """The plain build: everything in this process, with one embedder."""
+
+    parse = None
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings, self._embedder = settings, embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = embedder_for(self.settings)
+        return self._embedder
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.embedder.max_tokens
+
+    def chunk(self, docs: Sequence[Document]) -> list[tuple[list[Chunk], str | None]]:
+        return [chunk_document(self.settings, self.embedder, d) for d in docs]
+
+    def embed(self, jobs: Sequence[tuple[list[str], int]]) -> Iterator[tuple[int, np.ndarray]]:
+        for i, (texts, _docs) in enumerate(jobs):
+            yield i, self.embedder.embed(texts, batch_size=self.settings.batch_size)
+
+    def workers(self) -> list[dict]:
+        return []
+
+
+def chunk_document(
+    settings: Settings, embedder: Embedder, doc: Document
+) -> tuple[list[Chunk], str | None]:
+    """The document's chunks, each fitting the embedder's window with its title; at most
+    ``MAX_DOC_CHUNKS``, with a warning saying what was cut."""
+    s = settings
+    chunker = Chunker(
+        get_encoding(s.encoding),
+        s.chunk_tokens,
+        s.chunk_overlap,
+        fits=lambda t, title=doc.title: embedder.fits(embedding_text(title, t, s.embed_titles)),
+        max_chunks=MAX_DOC_CHUNKS,
+    )
+    chunks = chunker.chunk(doc)
+    if len(chunks) < MAX_DOC_CHUNKS:
+        return chunks, None
+    chunks = chunks[:MAX_DOC_CHUNKS]
+    return chunks, (
+        f"{doc.id}: only its first {MAX_DOC_CHUNKS} chunks are indexed (to character "
+        f"{chunks[-1].end} of {len(doc.text)}); split the document to index the rest"
+    )
+
+
 def build_index(
     settings: Settings | None = None,
     *,
@@ -46,11 +132,13 @@ def build_index(
     progress: bool | None = None,
     wait: float | None = 0,
     on_progress: Progress | None = None,
+    work: Work | None = None,
 ) -> BuildReport:
     """Bring the index up to date with the seeds folder, re-embedding only what changed.
 
     ``wait`` is how many seconds to wait for another build's lock (None: forever, 0: refuse).
     ``on_progress(stage, done, total)`` is called while embedding (the web app uses it).
+    ``work`` extracts, chunks and embeds (default: ``LocalWork`` with ``embedder``).
     """
     settings = settings or Settings()
     started = time.perf_counter()
@@ -60,7 +148,8 @@ def build_index(
     backend = backend_for(settings)
     with BuildLock(index_dir, wait):
         backend.prepare(settings)
-        job = _Build(settings, full, embedder, progress, on_progress, started)
+        work = work or LocalWork(settings, embedder)
+        job = _Build(settings, full, work, progress, on_progress, started)
         try:
             return job.run(backend.previous(settings, full))
         finally:
@@ -72,21 +161,15 @@ class _Build:
         self,
         settings: Settings,
         full: bool,
-        embedder: Embedder | None,
+        work: Work,
         progress: bool,
         on_progress: Progress | None,
         started: float,
     ) -> None:
-        self.settings, self.full, self._embedder = settings, full, embedder
+        self.settings, self.full, self.work = settings, full, work
         self.progress, self.on_progress, self.started = progress, on_progress, started
         self.previous: Any = None  # the store's previous build (``.manifest``, ``.close()``)
         self.warnings: list[str] = []
-
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = embedder_for(self.settings)
-        return self._embedder
 
     def close(self) -> None:
         if self.previous is not None:
@@ -96,19 +179,19 @@ class _Build:
         self.previous = previous
         manifest = previous.manifest if previous else None
         seeds = diff(self.settings, manifest)
-        corpus = read_corpus(self.settings, seeds, manifest)
+        corpus = read_corpus(self.settings, seeds, manifest, self.work.parse)
         old_docs: dict[str, dict] = manifest["documents"] if manifest else {}
         status = {d.id: _status(d, old_docs.get(d.id)) for d in corpus.documents}
         todo = [d for d in corpus.documents if status[d.id] != "unchanged"]
         removed = sorted(set(old_docs) - set(status))
         stats = {**{f.doc_id: f.stat for f in seeds.files if f.stat}, **corpus.stats}
         skipped_files = _skipped_records(self.settings, corpus, stats)
-        if previous is not None and todo and previous.manifest.get("dim") != self.embedder.dim:
+        if previous is not None and todo and previous.manifest.get("dim") != self.work.dim:
             # The same model name now gives vectors of another size: nothing can be reused.
             log.warning(
                 "rebuilding everything: the index has %s-d vectors, the model gives %d-d",
                 previous.manifest.get("dim"),
-                self.embedder.dim,
+                self.work.dim,
             )
             previous.close()
             return self.run(None)
@@ -123,7 +206,12 @@ class _Build:
                 )
             total = previous.manifest["counts"]["chunks"]
             return self._report(corpus, status, removed, total, 0, up_to_date=True)
-        chunks = {d.id: self._chunks(d) for d in todo}
+        chunks = {}
+        for doc, (doc_chunks, warning) in zip(todo, self.work.chunk(todo)):
+            chunks[doc.id] = doc_chunks
+            if warning:
+                log.warning(warning)
+                self.warnings.append(warning)
         rows, vectors, resumed = self._embed(todo, chunks)
         new_docs = [
             DocumentRows(
@@ -147,8 +235,8 @@ class _Build:
         }
         _, written = backend_for(self.settings).write(
             self.settings,
-            self.embedder.dim,
-            self.embedder.max_tokens,
+            self.work.dim,
+            self.work.max_tokens,
             new_docs,
             vectors,
             previous=previous,
@@ -160,39 +248,16 @@ class _Build:
         total = written["counts"]["chunks"]
         return self._report(corpus, status, removed, total, len(vectors), resumed)
 
-    def _chunks(self, doc: Document) -> list[Chunk]:
-        """The document's chunks, each fitting the embedder's window with its title; at most
-        ``MAX_DOC_CHUNKS`` (a warning says what was cut)."""
-        s = self.settings
-        chunker = Chunker(
-            get_encoding(s.encoding),
-            s.chunk_tokens,
-            s.chunk_overlap,
-            fits=lambda t, title=doc.title: self.embedder.fits(
-                embedding_text(title, t, s.embed_titles)
-            ),
-            max_chunks=MAX_DOC_CHUNKS,
-        )
-        chunks = chunker.chunk(doc)
-        if len(chunks) >= MAX_DOC_CHUNKS:
-            chunks = chunks[:MAX_DOC_CHUNKS]
-            message = (
-                f"{doc.id}: only its first {MAX_DOC_CHUNKS} chunks are indexed (to character "
-                f"{chunks[-1].end} of {len(doc.text)}); split the document to index the rest"
-            )
-            log.warning(message)
-            self.warnings.append(message)
-        return chunks
-
     def _embed(
         self, docs: list[Document], chunks: dict[str, list[Chunk]]
     ) -> tuple[dict, np.ndarray, int]:
         """Chunk rows per document, the vectors of all of them in order, and how many chunks
         came from the checkpoint of an interrupted build."""
         s = self.settings
+        dim = self.work.dim
         build_key = {
             "model": s.model,
-            "dim": self.embedder.dim,
+            "dim": dim,
             "backend": s.embed_backend,
             **s.chunk_params(),
         }
@@ -213,34 +278,30 @@ class _Build:
                 total,
             )
         meter = _Meter(total, resumed, self.progress, self.on_progress)
-        batch: list[Document] = []
-        waiting = [d for d in docs if d.id not in vectors]
-        for i, doc in enumerate(waiting):
-            batch.append(doc)
-            if sum(len(chunks[b.id]) for b in batch) < EMBED_BLOCK and i + 1 < len(waiting):
-                continue
-            texts = [
-                embedding_text(b.title, c.text, s.embed_titles) for b in batch for c in chunks[b.id]
-            ]
-            out = self.embedder.embed(texts, batch_size=s.batch_size) if texts else None
-            if out is not None and out.shape != (len(texts), self.embedder.dim):
+        batches = _batches([d for d in docs if d.id not in vectors], chunks)
+        texts = [
+            [embedding_text(b.title, c.text, s.embed_titles) for b in batch for c in chunks[b.id]]
+            for batch in batches
+        ]
+        jobs = [i for i, t in enumerate(texts) if t]
+        results = self.work.embed([(texts[i], len(batches[i])) for i in jobs])
+        empty = ((i, np.zeros((0, dim), np.float32)) for i, t in enumerate(texts) if not t)
+        for i, out in itertools.chain(((jobs[j], out) for j, out in results), empty):
+            if out.shape != (len(texts[i]), dim):
                 raise ValueError(
-                    f"embedder returned shape {out.shape}, expected ({len(texts)}, {self.embedder.dim})"
+                    f"embedder returned shape {out.shape}, expected ({len(texts[i])}, {dim})"
                 )
             done, at = {}, 0
-            for b in batch:
+            for b in batches[i]:
                 n = len(chunks[b.id])
-                vectors[b.id] = done[keys[b.id]] = (
-                    out[at : at + n] if out is not None else np.zeros((0, self.embedder.dim))
-                )
+                vectors[b.id] = done[keys[b.id]] = out[at : at + n]
                 at += n
             checkpoint.save(done)
-            meter.add(len(texts))
-            batch = []
+            meter.add(len(texts[i]))
         meter.close()
         rows = {d.id: [(c.start, c.end, c.n_tokens, c.text) for c in chunks[d.id]] for d in docs}
         parts = [np.asarray(vectors[d.id], np.float32) for d in docs]
-        matrix = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
+        matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
         return rows, matrix, resumed
 
     def _report(
@@ -270,7 +331,22 @@ class _Build:
             up_to_date=up_to_date,
             resumed_chunks=resumed,
             warnings=list(self.warnings),
+            workers=self.work.workers(),
         )
+
+
+def _batches(docs: list[Document], chunks: dict[str, list[Chunk]]) -> list[list[Document]]:
+    """Documents in order, cut into batches of at least ``EMBED_BLOCK`` chunks (the last one
+    may be smaller): the unit of embedding and of the checkpoint."""
+    out: list[list[Document]] = [[]]
+    held = 0
+    for doc in docs:
+        if held >= EMBED_BLOCK:
+            out.append([])
+            held = 0
+        out[-1].append(doc)
+        held += len(chunks[doc.id])
+    return out if out[0] else []
 
 
 def _status(doc: Document, old: dict | None) -> str:
@@ -280,7 +356,9 @@ def _status(doc: Document, old: dict | None) -> str:
     return "unchanged" if same else "changed"
 
 
-def read_corpus(settings: Settings, seeds: SeedDiff, manifest: dict | None) -> Corpus:
+def read_corpus(
+    settings: Settings, seeds: SeedDiff, manifest: dict | None, parse: Callable | None = None
+) -> Corpus:
     """The seed documents: files the diff found unchanged are not read again (their
     ``Document`` carries the recorded title and sha256 and no text, which the build does not
     need), nor are skipped files that are unchanged (same reason). Only new and changed files
@@ -313,6 +391,7 @@ def read_corpus(settings: Settings, seeds: SeedDiff, manifest: dict | None) -> C
         known=known if manifest else None,
         extract_timeout=settings.extract_timeout,
         extract_memory_mb=settings.extract_memory_mb,
+        parse=parse,
     )
 
 

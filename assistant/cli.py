@@ -165,19 +165,72 @@ def _print_json(data: Any) -> None:
 @app.command()
 @_handled
 def build(
+    address: Annotated[
+        str | None,
+        typer.Argument(
+            help="With --ray: a running Ray cluster (HOST:PORT, ray://HOST:PORT or auto); "
+            "without one, a local Ray instance is started for the build.",
+            metavar="ADDRESS",
+            show_default=False,
+        ),
+    ] = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed every document.")] = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for another running build instead of refusing.")
     ] = False,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Extract, chunk and embed on Ray workers, one model each (pip install "
+            "'assistant\\[ray]'); the index is the same as a plain build's.",
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="With --ray: how many workers (default: one per core, or per CPU of the cluster).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="With --ray: torch threads (and Ray CPUs) per worker (default: the cores "
+            "divided among the workers of a local instance, 1 on a cluster).",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build or update the index in ASSISTANT_INDEX_DIR from ASSISTANT_SEEDS_DIR (incremental)."""
-    from .build import build_index
-
+    if not ray and (address or workers or threads):
+        _fail("ADDRESS, --workers and --threads go with --ray (assistant build --ray [ADDRESS])", 2)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
+    settings = _settings()
     try:
-        report = build_index(_settings(), full=full, wait=None if wait else 0)
+        if ray:
+            from .distributed import build_with_ray
+
+            report = build_with_ray(
+                settings,
+                address=address,
+                workers=workers,
+                threads=threads,
+                full=full,
+                wait=None if wait else 0,
+            )
+        else:
+            from .build import build_index
+
+            report = build_index(settings, full=full, wait=None if wait else 0)
     except OSError as exc:
         _fail(f"the build failed ({exc}); the previous index is intact: fix this and rebuild", 1)
         raise  # unreachable
@@ -189,6 +242,11 @@ def build(
     for warning in report.warnings:
         typer.echo(f"warning: {_safe(warning)}", err=True)
     typer.echo(f"{report.summary()} ({report.total_chunks} chunks, {report.seconds:.1f}s)")
+    for w in report.workers:
+        typer.echo(
+            f"  {w['worker']} ({w['node']}, pid {w['pid']}): embedded "
+            f"{counted(w['chunks'], 'chunk')} of {counted(w['documents'], 'document')}"
+        )
 
 
 @app.command()

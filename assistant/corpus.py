@@ -123,8 +123,18 @@ def read_document(
     with time and memory limits), or in this process when none is given. ``stat_out`` receives
     the file's size and mtime from the same open as the bytes that were hashed: an edit made
     after this read leaves the file different from what is recorded."""
+    data = read_bytes(path, max_bytes, stat_out)
+    if isinstance(data, str):
+        return data
+    return parse_document(doc_id, str(path), data, sandbox)
+
+
+def read_bytes(
+    path: Path | str, max_bytes: int | None = None, stat_out: dict | None = None
+) -> bytes | str:
+    """The file's bytes, or the reason it is skipped (not a regular file, too large,
+    unreadable); ``stat_out`` receives the stat of the same open (see ``read_document``)."""
     path = Path(path)
-    fmt = format_of(path.name) or "txt"
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block the build forever
@@ -136,13 +146,22 @@ def read_document(
             size = st.st_size
             if max_bytes is not None and size > max_bytes:
                 return f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise ASSISTANT_MAX_FILE_MB)"
-            data = handle.read()
+            return handle.read()
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
+
+
+def parse_document(
+    doc_id: str, path: str, data: bytes, sandbox: Sandbox | None = None
+) -> Document | str:
+    """The document made of a file's bytes, or the reason it is skipped. ``path`` names the
+    format (by its extension) and, for an extracted format, is the file the sandbox reads: a
+    Ray worker passes a copy of the bytes in a temporary file of the same name."""
+    fmt = format_of(Path(path).name) or "txt"
     if not data.strip():
         return "empty"
     if not is_plain(fmt):
-        return _extracted(doc_id, str(path), fmt, data, sandbox)
+        return _extracted(doc_id, path, fmt, data, sandbox)
     if b"\x00" in data[:8192]:
         return "binary (contains NUL bytes)"
     try:
@@ -183,6 +202,10 @@ def _extracted(
     )
 
 
+Parse = Callable[[list[tuple[str, str, bytes]]], list["Document | str"]]
+PARSE_BATCH_BYTES = 64 << 20  # with ``parse``: at most this many bytes read ahead of it
+
+
 def load_corpus(
     root: Path,
     max_bytes: int | None = None,
@@ -190,6 +213,7 @@ def load_corpus(
     known: Callable[[str, str], Document | str | None] | None = None,
     extract_timeout: float = 60.0,
     extract_memory_mb: int = 2048,
+    parse: Parse | None = None,
 ) -> Corpus:
     """Read every seed document under ``root``. Raises ``EmptyCorpusError`` if none is usable.
 
@@ -197,21 +221,46 @@ def load_corpus(
     reading the file (an incremental build passes the previous build's record for files whose
     stat is unchanged). Formats other
     than plain text are extracted in a worker process, each file within ``extract_timeout``
-    seconds and ``extract_memory_mb`` of memory."""
+    seconds and ``extract_memory_mb`` of memory. With ``parse``, files are read here (bytes and
+    stat) and ``parse([(doc_id, path, bytes), ...])`` makes the documents, a batch at a time
+    (a distributed build parses on its workers, see ``assistant.distributed``)."""
     from .extract.sandbox import Sandbox
 
     files, skipped = seed_files(root)
     corpus = Corpus(skipped=list(skipped))
+    results: dict[str, Document | str] = {}
+    pending: list[tuple[str, str, bytes]] = []
+    held = [0]  # bytes in ``pending``
+
+    def flush() -> None:
+        if pending:
+            results.update((item[0], out) for item, out in zip(pending, parse(pending)))
+            pending.clear()
+            held[0] = 0
+
     with Sandbox(extract_timeout, extract_memory_mb) as sandbox:
         for doc_id, path in files:
             result = known(doc_id, path) if known else None
             if result is None:
                 corpus.stats[doc_id] = {}
-                result = read_document(doc_id, path, max_bytes, sandbox, corpus.stats[doc_id])
-            if isinstance(result, Document):
-                corpus.documents.append(result)
-            else:
-                corpus.skipped.append((doc_id, result))
+                if parse is None:
+                    result = read_document(doc_id, path, max_bytes, sandbox, corpus.stats[doc_id])
+                else:
+                    result = read_bytes(path, max_bytes, corpus.stats[doc_id])
+                    if isinstance(result, bytes):
+                        pending.append((doc_id, path, result))
+                        held[0] += len(result)
+                        if held[0] >= PARSE_BATCH_BYTES:
+                            flush()
+                        continue
+            results[doc_id] = result
+        flush()
+    for doc_id, _path in files:
+        result = results[doc_id]
+        if isinstance(result, Document):
+            corpus.documents.append(result)
+        else:
+            corpus.skipped.append((doc_id, result))
     for name, reason in corpus.skipped:
         log.warning("skipped %s: %s", name, reason)
     if require and not corpus.documents:

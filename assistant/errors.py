@@ -87,3 +87,8 @@ class IndexWriteError(IndexError_):
     """Writing a build failed (disk full, read-only folder, SQLite or FAISS I/O error)."""
 
     exit_code = 1
+
+
+class DistributedBuildError(AssistantError):
+    """A distributed build (``--ray``) could not run: Ray missing, its cluster unreachable, or
+    a worker failed; the previous index stays live."""

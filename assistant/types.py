@@ -168,6 +168,9 @@ class BuildReport:
     up_to_date: bool = False
     resumed_chunks: int = 0  # vectors taken from the checkpoint of an interrupted build
     warnings: list[str] = field(default_factory=list)
+    # A distributed build (``assistant build --ray``): per worker, what it embedded
+    # ({"worker", "node", "pid", "documents", "chunks"}); empty for a build in one process.
+    workers: list[dict] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.build [--rounds 1] [--batch-size 32] [--docs N]
     .venv/bin/python -m benchmarks.build --backends torch,onnx-int8   # side by side + nDCG@10
+    .venv/bin/python -m benchmarks.build --ray [--docs N]   # plain vs Ray with 1 and 2 workers
 
 Both sides run in this process with the same loaded model and batch size, after a warm-up:
 the build (corpus reading, chunking with the token checks, embedding, SQLite, FAISS, BM25,
@@ -115,6 +116,13 @@ def main() -> None:
         help="no timing: nDCG@10 and cosine of each backend's full-SciFact index left by an "
         "earlier run (built first if missing or stale)",
     )
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="instead: the plain build against Ray builds with --ray-workers local workers "
+        "(benchmarks/build_ray.py)",
+    )
+    parser.add_argument("--ray-workers", default="1,2", help="with --ray: e.g. 1,2")
     args = parser.parse_args()
 
     from assistant.build import build_index
@@ -124,6 +132,14 @@ def main() -> None:
     seeds = scifact_seeds() if not args.docs else subset_seeds(args.docs)
     overrides = {"batch_size": args.batch_size} if args.batch_size else {}
     base = bench_settings(seeds, **overrides)
+    if args.ray:
+        from benchmarks.build_ray import compare_ray
+
+        label = f"SciFact{' (first ' + str(args.docs) + ' documents)' if args.docs else ''}"
+        compare_ray(
+            base, [int(n) for n in args.ray_workers.split(",")], f"{label}; {machine_note()}"
+        )
+        return
     rss_start, _ = _rss_mb()
     side: dict[str, dict] = {}
     for backend in backends:

@@ -1,6 +1,6 @@
 """Killed builds resume: SciFact abstracts built by ``assistant build``, SIGKILLed at random moments.
 
-    .venv/bin/python -m benchmarks.resume [--docs 2000] [--kills 5] [--seed 1]
+    .venv/bin/python -m benchmarks.resume [--docs 2000] [--kills 5] [--seed 1] [--ray]
 
 Each run is a fresh ``assistant build`` process (the real model) on an index folder that has
 no complete build yet, killed at a random moment within ``--max-wait`` seconds of writing its
@@ -34,14 +34,16 @@ def checkpointed(index_dir: Path) -> int:
     return sum(len(v) for v in Checkpoint(index_dir).load().values())
 
 
-def run_build(env: dict, index_dir: Path, kill_after: float | None) -> tuple[bool, float, str]:
+def run_build(
+    env: dict, index_dir: Path, kill_after: float | None, extra: tuple[str, ...] = ()
+) -> tuple[bool, float, str]:
     """One ``assistant build`` process, SIGKILLed ``kill_after`` seconds after it checkpointed
     its first batch (None: let it finish); (killed?, seconds, its resume/summary lines)."""
     started = time.monotonic()
     folder = index_dir / FOLDER
     files = len(list(folder.glob("*.npz")))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assistant", "build"],
+        [sys.executable, "-m", "assistant", "build", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -71,6 +73,11 @@ def main() -> None:
         default=30.0,
         help="kill within this many seconds of a run's first checkpoint",
     )
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="kill `assistant build --ray --workers 2` runs (each with its own local Ray)",
+    )
     args = parser.parse_args()
 
     from assistant.build import build_index
@@ -93,7 +100,8 @@ def main() -> None:
     for run_no in range(args.kills + 1):
         before = checkpointed(killed_dir)
         wait = rng.uniform(0, args.max_wait) if run_no < args.kills else None
-        killed, seconds, said = run_build(env, killed_dir, wait)
+        extra = ("--ray", "--workers", "2") if args.ray else ()
+        killed, seconds, said = run_build(env, killed_dir, wait, extra)
         after = checkpointed(killed_dir)
         rows.append(
             [
