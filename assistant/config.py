@@ -1,6 +1,6 @@
 """The one settings object. Every field reads from an ``ASSISTANT_<FIELD>`` environment variable.
 
-The README's settings table is generated from this class (``python -m assistant settings-table``)
+The README's settings table is generated from this class (``assistant.config.settings_table()``)
 and a test keeps the two in sync, so a field added here must be documented here.
 """
 
@@ -90,8 +90,8 @@ class Settings(BaseSettings):
         "torch",
         description="What runs the model: `torch` (sentence-transformers), or `onnx-int8` (the "
         "same model exported at first use and int8-quantized, run by onnxruntime; needs "
-        "`pip install onnxruntime onnx`; not the default: 1.3-1.5x torch's speed here, not a "
-        "reliable 1.5x). "
+        "`pip install 'assistant[onnx]'`; not the default: builds 1.42x torch's chunks/s "
+        "here, SciFact nDCG@10 within 0.005; BENCHMARKS.md). "
         "Recorded in the manifest: changing it means `assistant build --full`.",
     )
     max_file_mb: float = Field(
