@@ -25,8 +25,7 @@ from assistant.build import build_index  # noqa: E402
 from assistant.cli import app  # noqa: E402
 from assistant.distributed import build_with_ray  # noqa: E402
 from assistant.errors import DistributedBuildError  # noqa: E402
-from assistant.store.layout import current_build  # noqa: E402
-from assistant.store.loaded import load_index  # noqa: E402
+from assistant.store import backend_for  # noqa: E402
 
 from .conftest import REPO, SEED, FakeEmbedder, write  # noqa: E402
 
@@ -79,11 +78,21 @@ def corpus(settings) -> None:
         write(settings, f"facts/{i:02d}.txt", f"Fact {i}. " + "Cells divide and grow. " * 40)
 
 
+def open_index(settings):
+    """The live build through the configured store (``pytest --store milvus`` runs these too)."""
+    return backend_for(settings).open(settings)
+
+
+def current_build(settings):
+    return backend_for(settings).current(settings)
+
+
 def index_of(settings):
-    index = load_index(settings, check_seeds=False)
+    index = open_index(settings)
     try:
-        rows = index.chunk_rows(range(index.size))
-        return [rows[i] for i in range(index.size)], index.vectors(range(index.size))
+        ids = sorted(index.chunk_ids())
+        rows = index.chunk_rows(ids)
+        return [rows[i] for i in ids], index.vectors(ids)
     finally:
         index.close()
 
@@ -107,7 +116,10 @@ def plain_and_ray(settings, monkeypatch):
     """The same seeds, with two index folders: the plain build's and the Ray build's."""
     monkeypatch.setattr(build_mod, "EMBED_BLOCK", 8)  # the driver cuts the batches
     corpus(settings)
-    other = settings.model_copy(update={"index_dir": Path(settings.index_dir).parent / "ray"})
+    # Its own folder and (with --store milvus) its own collections in the same Lite file.
+    other = settings.model_copy(
+        update={"index_dir": Path(settings.index_dir).parent / "ray", "milvus_collection": "ray"}
+    )
     return settings, other
 
 
@@ -123,11 +135,12 @@ def test_a_ray_build_equals_the_plain_build(plain_and_ray):
     assert {w["pid"] for w in report.workers} != {os.getpid()}
     assert report.to_dict()["workers"] == report.workers
     # The extracted HTML went through a worker's sandbox and was stored like the plain build's.
-    index = load_index(distributed, check_seeds=False)
-    assert (
-        index.stored("page.html").text
-        == load_index(plain, check_seeds=False).stored("page.html").text
-    )
+    ray_index, plain_index = open_index(distributed), open_index(plain)
+    try:
+        assert ray_index.stored("page.html").text == plain_index.stored("page.html").text
+    finally:
+        ray_index.close()
+        plain_index.close()
 
 
 def test_an_incremental_ray_build_embeds_only_what_changed(plain_and_ray):
@@ -151,14 +164,14 @@ def test_a_failed_worker_is_one_error_and_the_next_build_resumes(plain_and_ray):
     plain, distributed = plain_and_ray
     build_index(plain, embedder=FakeEmbedder(), progress=False)
     build_with_ray(distributed, workers=WORKERS, make_embedder=fake, progress=False)
-    live = current_build(distributed.index_dir)
+    live = current_build(distributed)
     for i in range(12):  # every fact changes; the last one poisons its batch
         write(plain, f"facts/{i:02d}.txt", f"Fact {i} again. " + "Tissues heal. " * 200)
     write(plain, "zz.txt", "This one is poison.")
     with pytest.raises(DistributedBuildError, match="MemoryError: poisoned batch"):
         build_with_ray(distributed, workers=WORKERS, make_embedder=poisoned, progress=False)
-    assert current_build(distributed.index_dir) == live  # the previous index stays live
-    load_index(distributed, check_seeds=False).close()
+    assert current_build(distributed) == live  # the previous index stays live
+    open_index(distributed).close()
     (Path(plain.seeds_dir) / "zz.txt").unlink()
     report = build_with_ray(distributed, workers=WORKERS, make_embedder=fake, progress=False)
     assert report.changed == 12 and report.resumed_chunks > 0, report  # the checkpoint
