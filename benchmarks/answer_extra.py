@@ -43,6 +43,27 @@ def squad2(threshold: float, n: int | None) -> list[list]:
     return rows
 
 
+def standalone_same(questions, chosen, settings, retriever) -> float:
+    """Share of ``questions`` whose answer after an unrelated turn (a question of ``chosen``
+    about another article) equals their answer alone."""
+    from assistant.answer import ask
+
+    same = 0
+    for k, q in enumerate(questions):
+        other = next(
+            o
+            for o in chosen[k + 1 :] + chosen
+            if o["gold_doc"].rsplit("_", 1)[0] != q["gold_doc"].rsplit("_", 1)[0]
+        )
+        prior = ask(other["text"], settings=settings, retriever=retriever)
+        alone = ask(q["text"], settings=settings, retriever=retriever)
+        after = ask(
+            q["text"], history=[(other["text"], prior.text)], settings=settings, retriever=retriever
+        )
+        same += after.text == alone.text and after.abstained == alone.abstained
+    return same / len(questions)
+
+
 def run_extra(queries, chosen, normal, settings, retriever, threshold: float, n: int) -> None:
     from assistant.answer import ask
 
@@ -81,21 +102,8 @@ def run_extra(queries, chosen, normal, settings, retriever, threshold: float, n:
         originals.append(
             _hit(ask(second["original"], settings=settings, retriever=retriever), second["answers"])
         )
-    # Standalone questions after an unrelated turn (a question about another article).
-    same = 0
     standalone = chosen[:n]
-    for k, q in enumerate(standalone):
-        other = next(
-            o
-            for o in chosen[k + 1 :] + chosen
-            if o["gold_doc"].rsplit("_", 1)[0] != q["gold_doc"].rsplit("_", 1)[0]
-        )
-        prior = ask(other["text"], settings=settings, retriever=retriever)
-        alone = ask(q["text"], settings=settings, retriever=retriever)
-        after = ask(
-            q["text"], history=[(other["text"], prior.text)], settings=settings, retriever=retriever
-        )
-        same += after.text == alone.text and after.abstained == alone.abstained
+    same = standalone_same(standalone, chosen, settings, retriever)
     print(f"\n### Follow-ups ({len(pairs)} pronoun questions; {len(standalone)} standalone)\n")
     print(
         table(
@@ -112,7 +120,7 @@ def run_extra(queries, chosen, normal, settings, retriever, threshold: float, n:
                 ["the original (named) question alone: answer hit", sum(originals) / len(pairs)],
                 [
                     "standalone after an unrelated turn: same answer as alone",
-                    same / len(standalone),
+                    same,
                 ],
             ],
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.answer_extra import _hit
+from benchmarks.answer_extra import _hit, standalone_same
 from benchmarks.answer_sets import follow_ups, with_typos
 from benchmarks.answers import DATA, samples
 from benchmarks.common import bench_settings, ensure_index, read_jsonl, squad_seeds, table
@@ -59,19 +59,8 @@ def main() -> None:
             got += hit(second["text"], second["answers"], [(first["text"], a1.text)])
         rows.append([f"follow-ups ({len(pairs)} pairs): answer hit", got / len(pairs)])
     if "standalone" in sets:
-        qs, same = chosen[: args.n], 0
-        for k, q in enumerate(qs):
-            other = next(
-                o
-                for o in chosen[k + 1 :] + chosen
-                if o["gold_doc"].rsplit("_", 1)[0] != q["gold_doc"].rsplit("_", 1)[0]
-            )
-            prior = ask(other["text"], settings=settings, retriever=r)
-            alone = ask(q["text"], settings=settings, retriever=r)
-            history = [(other["text"], prior.text)]
-            after = ask(q["text"], history=history, settings=settings, retriever=r)
-            same += after.text == alone.text and after.abstained == alone.abstained
-        rows.append(["standalone after an unrelated turn: same answer", same / len(qs)])
+        same = standalone_same(chosen[: args.n], chosen, settings, r)
+        rows.append(["standalone after an unrelated turn: same answer", same])
     print(table(["set", "value"], rows))
 
 
