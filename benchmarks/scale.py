@@ -68,12 +68,15 @@ def base_data() -> tuple[list[dict], np.ndarray]:
     parts = []
     for name, seeds in (("squad", squad_seeds()), ("scifact", scifact_seeds())):
         # Any cached build of these seeds with the default chunking (the format may be older).
-        wanted = bench_settings(seeds).chunk_params()
+        base = bench_settings(seeds)
+        wanted = (base.chunk_params(), base.model, "torch")
         build = None
-        for pointer in sorted(seeds.parent.glob("index-*/CURRENT")):
+        # index-* (benchmarks.retrieval/answers) or build-bench-* (benchmarks.build) caches.
+        for pointer in sorted(seeds.parent.glob("*/CURRENT")):
             candidate = pointer.parent / pointer.read_text().strip()
             manifest = json.loads((candidate / "manifest.json").read_text())
-            if manifest["chunking"] == wanted:
+            got = (manifest["chunking"], manifest["model"], manifest.get("backend", "torch"))
+            if got == wanted and manifest["counts"]["documents"] == len(list(seeds.glob("*.txt"))):
                 build = candidate
         if build is None:
             raise SystemExit(f"no cached build of {seeds}: run benchmarks.retrieval first")
@@ -263,50 +266,74 @@ def queries(n: int) -> list[str]:
     return out[:n]
 
 
-def measure(size: str, n_queries: int, nprobes: list[int]) -> dict:
-    """Run in a fresh process: load, RSS, latency, recall."""
-    import faiss
-
-    from assistant.embedder import get_embedder
-    from assistant.retrieval import Retriever
-
-    faiss.omp_set_num_threads(1)
-    settings = _settings(size)
-    rss0, _ = _rss_mb()
-    embedder = get_embedder(settings.model)
-    model = embedder._model
-    model.encode(["warm up the model"], normalize_embeddings=True)
-    rss_model, _ = _rss_mb()
-    retriever = Retriever(settings, embedder=embedder)
-    started = time.perf_counter()
-    index = retriever.index
-    load_s = time.perf_counter() - started
-    rss_loaded, _ = _rss_mb()
-    qs = queries(n_queries)
+def interleaved(model, retriever, qs: list[str]) -> tuple[list[float], list[float]]:
+    """Milliseconds of a raw ``model.encode([q])`` and of ``retriever.search(q)`` per query,
+    the two interleaved (alternating which goes first) after a warm-up search."""
     retriever.search("warm up query about cells", k=5)
     enc, ret = [], []
     for i, q in enumerate(qs):
-        pair = []
         for which in (0, 1) if i % 2 else (1, 0):
             t = time.perf_counter()
             if which == 0:
                 model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
             else:
                 retriever.search(q, k=5)
-            pair.append((which, time.perf_counter() - t))
-        for which, dt in pair:
-            (enc if which == 0 else ret).append(dt * 1000)
-    rss_after, hwm = _rss_mb()
-    # Dense recall@10 against exact search over the same vectors.
-    qv = np.stack([retriever.embed_query(q) for q in qs]).astype(np.float32)
+            (enc if which == 0 else ret).append((time.perf_counter() - t) * 1000)
+    return enc, ret
+
+
+def latencies(enc: list[float], ret: list[float]) -> dict[str, float]:
+    """p50 and p95 of the encode and retrieve milliseconds (``interleaved``)."""
+    (enc50, enc95), (r50, r95) = percentiles(enc), percentiles(ret)
+    return {"encode_p50": enc50, "encode_p95": enc95, "retrieve_p50": r50, "retrieve_p95": r95}
+
+
+def exact_top10(size: str, qv: np.ndarray) -> np.ndarray:
+    """The exact top-10 chunk ids of each query vector over the size's synthetic vectors (the
+    ground truth of dense recall@10)."""
+    import faiss
+
     vectors = np.load(SCALE / size / "vectors.npy", mmap_mode="r")
     exact = faiss.IndexFlatIP(vectors.shape[1])
     for i in range(0, len(vectors), 200_000):
         exact.add(np.ascontiguousarray(vectors[i : i + 200_000]))
     faiss.omp_set_num_threads(2)
     _, truth = exact.search(qv, 10)
+    return truth
+
+
+def opened(settings):
+    """``(model, retriever, load seconds, RSS MB with the model loaded)``: the model warmed
+    up, then the index opened and timed."""
+    from assistant.embedder import get_embedder
+    from assistant.retrieval import Retriever
+
+    embedder = get_embedder(settings.model)
+    model = embedder._model
+    model.encode(["warm up the model"], normalize_embeddings=True)
+    rss_model, _ = _rss_mb()
+    retriever = Retriever(settings, embedder=embedder)
+    started = time.perf_counter()
+    retriever.index  # noqa: B018 - opening it is what is timed
+    return model, retriever, time.perf_counter() - started, rss_model
+
+
+def measure(size: str, n_queries: int, nprobes: list[int]) -> dict:
+    """Run in a fresh process: load, RSS, latency, recall."""
+    import faiss
+
     faiss.omp_set_num_threads(1)
-    del exact
+    settings = _settings(size)
+    rss0, _ = _rss_mb()
+    model, retriever, load_s, rss_model = opened(settings)
+    index = retriever.index
+    rss_loaded, _ = _rss_mb()
+    qs = queries(n_queries)
+    enc, ret = interleaved(model, retriever, qs)
+    rss_after, hwm = _rss_mb()
+    qv = np.stack([retriever.embed_query(q) for q in qs]).astype(np.float32)
+    truth = exact_top10(size, qv)
+    faiss.omp_set_num_threads(1)
     kind = index.manifest["index"]["kind"]
 
     def recall(found):
@@ -332,8 +359,6 @@ def measure(size: str, n_queries: int, nprobes: list[int]) -> dict:
     for q in qs:
         index.lexical_search(q, settings.candidates)
     bm25_ms = (time.perf_counter() - bm) / len(qs) * 1000
-    enc50, enc95 = percentiles(enc)
-    r50, r95 = percentiles(ret)
     return {
         "load_s": load_s,
         "rss_start_mb": rss0,
@@ -341,10 +366,7 @@ def measure(size: str, n_queries: int, nprobes: list[int]) -> dict:
         "rss_loaded_mb": rss_loaded,
         "rss_after_mb": rss_after,
         "hwm_mb": hwm,
-        "encode_p50": enc50,
-        "encode_p95": enc95,
-        "retrieve_p50": r50,
-        "retrieve_p95": r95,
+        **latencies(enc, ret),
         "recall10": recall(found),
         "dense_ms": dense_ms(),
         "bm25_ms": bm25_ms,

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import DATA, percentiles, read_jsonl
+from benchmarks.common import DATA, read_jsonl
 
 
 def _log(*a) -> None:
@@ -91,40 +91,16 @@ def build_milvus(size: str, uri: str | None = None) -> dict:
 
 def measure_milvus(size: str, n_queries: int, uri: str | None = None) -> dict:
     """Run in a fresh process: connect + open, RSS, latency, recall, add one document."""
-    import faiss
-
-    from assistant.embedder import get_embedder
-    from assistant.retrieval import Retriever
-    from benchmarks.scale import SCALE, _rss_mb, queries
+    from benchmarks.scale import _rss_mb, exact_top10, interleaved, latencies, opened, queries
 
     settings = milvus_settings(size, uri)
-    embedder = get_embedder(settings.model)
-    model = embedder._model
-    model.encode(["warm up the model"], normalize_embeddings=True)
-    rss_model, _ = _rss_mb()
-    retriever = Retriever(settings, embedder=embedder)
-    started = time.perf_counter()
+    model, retriever, load_s, rss_model = opened(settings)
     index = retriever.index
-    load_s = time.perf_counter() - started
     qs = queries(n_queries)
-    retriever.search("warm up query about cells", k=5)
-    enc, ret = [], []
-    for i, q in enumerate(qs):
-        for which in (0, 1) if i % 2 else (1, 0):
-            t = time.perf_counter()
-            if which == 0:
-                model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
-            else:
-                retriever.search(q, k=5)
-            (enc if which == 0 else ret).append((time.perf_counter() - t) * 1000)
+    enc, ret = interleaved(model, retriever, qs)
     rss_after, hwm = _rss_mb()
     qv = np.stack([retriever.embed_query(q) for q in qs]).astype(np.float32)
-    vectors = np.load(SCALE / size / "vectors.npy", mmap_mode="r")
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    for i in range(0, len(vectors), 200_000):
-        exact.add(np.ascontiguousarray(vectors[i : i + 200_000]))
-    _, truth = exact.search(qv, 10)
-    del exact
+    truth = exact_top10(size, qv)
     found, dense_t, bm25_t = [], [], []
     for q, v in zip(qs, qv):
         t = time.perf_counter()
@@ -134,17 +110,12 @@ def measure_milvus(size: str, n_queries: int, uri: str | None = None) -> dict:
         index.lexical_search(q, settings.candidates)
         bm25_t.append(time.perf_counter() - t)
     recall = float(np.mean([len(set(f.tolist()) & set(t)) / 10 for f, t in zip(found, truth)]))
-    enc50, enc95 = percentiles(enc)
-    r50, r95 = percentiles(ret)
     out = {
         "load_s": load_s,
         "rss_model_mb": rss_model,
         "rss_after_mb": rss_after,
         "hwm_mb": hwm,
-        "encode_p50": enc50,
-        "encode_p95": enc95,
-        "retrieve_p50": r50,
-        "retrieve_p95": r95,
+        **latencies(enc, ret),
         "recall10": recall,
         "dense_ms": float(np.mean(dense_t) * 1000),
         "bm25_ms": float(np.mean(bm25_t) * 1000),
