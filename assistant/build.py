@@ -31,7 +31,7 @@ from .store import backend_for
 from .store.checkpoint import Checkpoint, document_key
 from .store.diff import SKIPPED, TOUCHED, UNCHANGED, SeedDiff, diff, extract_key
 from .store.layout import BuildLock
-from .store.planner import DocumentRows
+from .store.planner import BuildInput, DocumentRows
 from .tokens import get_encoding
 from .types import BuildReport, Chunk, Document
 
@@ -235,14 +235,16 @@ class _Build:
         }
         _, written = backend_for(self.settings).write(
             self.settings,
-            self.work.dim,
-            self.work.max_tokens,
-            new_docs,
-            vectors,
-            previous=previous,
-            kept=kept,
-            skipped=corpus.skipped,
-            skipped_files=skipped_files,
+            BuildInput(
+                self.work.dim,
+                self.work.max_tokens,
+                new_docs,
+                vectors,
+                previous=previous,
+                kept=kept,
+                skipped=corpus.skipped,
+                skipped_files=skipped_files,
+            ),
         )
         Checkpoint(self.settings.index_dir).clear()
         total = written["counts"]["chunks"]

@@ -168,7 +168,7 @@ class Settings(BaseSettings):
         "(the same model's cheap stage only: nothing embedded, faster, less accurate).",
     )
     abstain_threshold: float = Field(
-        0.36,
+        0.38,
         ge=0,
         le=1,
         description="Confidence (the fitted probability that the best evidence answers, 0-1) "

@@ -5,6 +5,8 @@ time; the candidates are cached under ``.cache/bench/reader-fit/``, so a refit t
 
 Training data, all disjoint from what ``benchmarks/answers.py`` reports:
 
+- match model (``benchmarks/fit_match.py``): ``--match-train`` other questions outside the
+  reported sample, so that its logits are out of sample for the sentence models;
 - sentence models (``shortlist``, ``sentence``): SQuAD v1.1 dev questions outside the reported
   2,000-question sample (``--train`` of them, seeded), asked against the index of the 48
   articles; every sentence of the top passages is an example, labelled 1 when it contains a
@@ -66,14 +68,24 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
         passages = retriever.search(q["text"], k=settings.answer_passages)
         question = analyze(q["text"], retriever.index)
         cands = select.candidates(question, passages) if passages else []
+        reading = None
         if cands:
             vec = retriever.embed_query(q["text"])
             embedder = MemoEmbedder(retriever.embedder)
             qtok = retriever.query_tokens(question.spelled)
-            cos, sims = select.dense_features(question, cands, passages, vec, qtok, embedder, None)
+            cos, sims, _ = select.dense_features(
+                question, cands, passages, vec, qtok, embedder, None, None
+            )
             for c, v, m in zip(cands, cos, sims):
                 c.features["cosine"] = float(v)
                 c.features["maxsim"] = float(m)
+            # What the match model reads (fit_match.py): the same arrays ask() has.
+            reading = {
+                "q_tokens": qtok[0],
+                "q_weights": select.token_weights(question, qtok[1]),
+                "q_vector": vec,
+                "tokens": embedder.embed_tokens([c.text for c in cands])[1],
+            }
         golds = [normalize(a) for a in q["answers"]]
         labels = [int(any(g in normalize(c.text) for g in golds)) for c in cands]
         impossible_q = impossible or q.get("impossible", False)
@@ -85,6 +97,7 @@ def examples(questions, settings, retriever, impossible: bool = False) -> list[d
                 "cands": cands,
                 "labels": labels,
                 "impossible": impossible_q,
+                "reading": reading,
             }
         )
     return out
@@ -111,7 +124,7 @@ class MemoEmbedder:
 
 def cached(name: str, make):
     """``make()``, pickled under the benchmark cache (delete the file to recompute)."""
-    path = CACHE / "reader-fit" / f"{name}.pkl"
+    path = CACHE / "reader-fit" / f"{name}-reading.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
     value = make()
@@ -185,9 +198,8 @@ def decisions(exs: list[dict], weights: dict) -> tuple[np.ndarray, np.ndarray, n
         ranked = select.rank_candidates(
             cands,
             weights,
-            lambda short: (
-                np.array([c.features["cosine"] for c in short]),
-                np.array([c.features["maxsim"] for c in short]),
+            lambda short: tuple(
+                np.array([c.features[n] for c in short]) for n in ("cosine", "maxsim", "match")
             ),
         )
         keep = select.without_headings(question, ranked)
@@ -202,6 +214,13 @@ def decisions(exs: list[dict], weights: dict) -> tuple[np.ndarray, np.ndarray, n
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=4000, help="SQuAD v1.1 training questions")
+    parser.add_argument(
+        "--match-train",
+        type=int,
+        default=4000,
+        help="other SQuAD v1.1 questions, for the match model (so its logits are out of sample "
+        "for the trees)",
+    )
     parser.add_argument("--loo-max", type=int, default=100)
     parser.add_argument("--squad2-max", type=int, default=None, help="SQuAD 2.0 questions")
     parser.add_argument("--small-own", type=int, default=150, help="own questions per small corpus")
@@ -224,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from assistant.answer.abstain import ABSTAIN_FEATURES
+    from assistant.answer.match import MATCH_WEIGHTS
+    from assistant.answer.match import load as load_match
     from assistant.answer.select import CHEAP_FEATURES, FEATURES
     from assistant.embedder import get_embedder
     from assistant.retrieval import Retriever
@@ -232,7 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     queries = read_jsonl(DATA / "squad" / "queries.jsonl")
     report = set(samples(queries)["report"])
     rest = [i for i in range(len(queries)) if i not in report]
-    train = [queries[i] for i in random.Random(7).sample(rest, min(args.train, len(rest)))]
+    train_ids = random.Random(7).sample(rest, min(args.train, len(rest)))
+    train = [queries[i] for i in train_ids]
+    others = sorted(set(rest) - set(train_ids))
+    match_train = [
+        queries[i] for i in random.Random(8).sample(others, min(args.match_train, len(others)))
+    ]
     settings = bench_settings(squad_seeds())
     get_embedder(settings.model)
     torch.set_num_threads(2)
@@ -283,8 +309,19 @@ def main(argv: list[str] | None = None) -> None:
     ex_all = ex + [e for e in small if not e["impossible"]]
     print(f"  examples ready ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
 
+    from benchmarks.fit_match import apply_match, fit_match
+
+    print("fitting the match model ...", file=sys.stderr)
+    ex_match = cached(
+        f"squad-match-{args.match_train}", lambda: examples(match_train, settings, retriever)
+    )
+    match_fit = fit_match(ex_match, retriever.embedder.name)
+    del ex_match
+    fitted_match = load_match(str(MATCH_WEIGHTS))
+    for exs in (ex, loo, s2, small):
+        apply_match(exs, fitted_match)
     for e in ex + small:  # the gaps the reader computes over its shortlist, here over all
-        for name in ("cosine", "maxsim"):
+        for name in ("cosine", "maxsim", "match"):
             best = max((c.features[name] for c in e["cands"]), default=0.0)
             for c in e["cands"]:
                 c.features[f"{name}_gap"] = c.features[name] - best
@@ -353,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         "decisions": int(len(y)),
         "label": "1 when a candidate sentence of the retrieved passages holds a gold answer",
         "max_false_abstain": args.max_false_abstain,
+        "match": match_fit,
     }
     OUT.write_text(json.dumps(weights, separators=(",", ":")) + "\n", encoding="utf-8")
     for name in ("shortlist", "sentence", "abstain"):

@@ -181,7 +181,7 @@ def build(size: str, noise: float) -> dict:
 
     from assistant.corpus import sha256_bytes
     from assistant.store.manifest import FORMAT_VERSION, READABLE_FORMATS
-    from assistant.store.planner import DocumentRows
+    from assistant.store.planner import BuildInput, DocumentRows
     from assistant.store.writer import write_build
 
     settings = _settings(size)
@@ -235,7 +235,8 @@ def build(size: str, noise: float) -> dict:
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     source = None if with_seeds else {"kind": "synthetic", "what": what}
     started = time.perf_counter()
-    final, manifest = write_build(settings, vectors.shape[1], 256, rows, vectors, source=source)
+    built = BuildInput(vectors.shape[1], 256, rows, vectors, source=source)
+    final, manifest = write_build(settings, built)
     seconds = time.perf_counter() - started
     disk = sum(p.stat().st_size for p in final.rglob("*") if p.is_file())
     info = {

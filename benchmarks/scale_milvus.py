@@ -38,7 +38,7 @@ def build_milvus(size: str, uri: str | None = None) -> dict:
     """Write the Milvus index of ``size`` from its embedded build (cached by build id)."""
     from assistant.store import FaissSqliteBackend
     from assistant.store.milvus import MilvusBackend
-    from assistant.store.planner import DocumentRows
+    from assistant.store.planner import BuildInput, DocumentRows
     from benchmarks.scale import SCALE, _settings
 
     settings = milvus_settings(size, uri)
@@ -72,7 +72,7 @@ def build_milvus(size: str, uri: str | None = None) -> dict:
         shutil.rmtree(SCALE / f"{size}-milvus", ignore_errors=True)
     started = time.perf_counter()
     _, written = MilvusBackend().write(
-        settings, vectors.shape[1], 256, out, vectors, source=manifest.get("source")
+        settings, BuildInput(vectors.shape[1], 256, out, vectors, source=manifest.get("source"))
     )
     seconds = time.perf_counter() - started
     lite = SCALE / f"{size}-milvus"

@@ -6,9 +6,11 @@ Two fitted models (``scorer.py``: gradient-boosted trees or logistic regressions
 1. ``shortlist`` on cheap features (key-term coverage, the neighbours' coverage, passage rank and
    score, answer-type match, heading flag, length): picks the few sentences worth embedding;
 2. ``sentence`` adds what the embedder sees, and rescores them: the cosine between question
-   and sentence vectors, and a word-by-word match (each question wordpiece's best cosine to the
+   and sentence vectors, a word-by-word match (each question wordpiece's best cosine to the
    sentence's wordpieces, from the same forward pass, weighted by its word's IDF: "successor"
-   meets "succeeded" there even when the sentence as a whole is about something else).
+   meets "succeeded" there even when the sentence as a whole is about something else), and the
+   fitted match model's reading of the same wordpieces (``match.py``: does the sentence answer,
+   or only repeat the question's words).
 
 The features are computed here, and only here: ``benchmarks/fit_reader.py`` fits the weights on
 exactly what ``ask()`` computes.
@@ -29,7 +31,7 @@ from ..bm25 import bm25_tokens
 from ..chunking import split_sentences
 from ..embedder import embed_with_tokens
 from ..types import Passage
-from . import entities
+from . import entities, match
 from .question import Question
 from .scorer import predict
 
@@ -48,7 +50,7 @@ CHEAP_FEATURES = [
     "log_words",
     "short",  # under five words
 ]
-DENSE_FEATURES = ["cosine", "cosine_gap", "maxsim", "maxsim_gap"]
+DENSE_FEATURES = ["cosine", "cosine_gap", "maxsim", "maxsim_gap", "match", "match_gap"]
 FEATURES = CHEAP_FEATURES + DENSE_FEATURES
 SHORTLIST = 10  # sentences embedded per question, at most
 _HEADING_END = re.compile(r"[.!?:;,\"'”’)\]]\s*$")
@@ -146,23 +148,26 @@ def candidates(question: Question, passages: list[Passage]) -> list[Candidate]:
 
 def score_cheap(cands: list[Candidate], weights: dict) -> None:
     if cands:
-        probs = predict(weights["shortlist"], np.array([c.vector(CHEAP_FEATURES) for c in cands]))
+        model = weights["shortlist"]
+        probs = predict(model, np.array([c.vector(model["features"]) for c in cands]))
         for c, p in zip(cands, probs):
             c.prior = float(p)
 
 
-def score_dense(cands: list[Candidate], dense: tuple[np.ndarray, np.ndarray], weights: dict):
-    """Rescore ``cands`` with their (cosines, maxsims) to the question."""
+Dense = tuple[np.ndarray, np.ndarray, np.ndarray]  # cosines, maxsims, match logits
+
+
+def score_dense(cands: list[Candidate], dense: Dense, weights: dict):
+    """Rescore ``cands`` with their (cosines, maxsims, match logits) to the question."""
     if not cands:
         return
-    cosines, sims = dense
-    best, best_sim = float(np.max(cosines)), float(np.max(sims))
-    for c, cos, sim in zip(cands, cosines, sims):
-        c.features["cosine"] = float(cos)
-        c.features["cosine_gap"] = float(cos) - best
-        c.features["maxsim"] = float(sim)
-        c.features["maxsim_gap"] = float(sim) - best_sim
-    probs = predict(weights["sentence"], np.array([c.vector(FEATURES) for c in cands]))
+    for name, values in zip(("cosine", "maxsim", "match"), dense):
+        best = float(np.max(values))
+        for c, v in zip(cands, values):
+            c.features[name] = float(v)
+            c.features[f"{name}_gap"] = float(v) - best
+    model = weights["sentence"]  # its features by name: a model fitted on fewer still applies
+    probs = predict(model, np.array([c.vector(model["features"]) for c in cands]))
     for c, p in zip(cands, probs):
         c.score = float(p)
 
@@ -240,10 +245,11 @@ sentence_vectors = SentenceVectors()
 def rank_candidates(
     cands: list[Candidate],
     weights: dict,
-    dense: Callable[[list[Candidate]], tuple[np.ndarray, np.ndarray]] | None,
+    dense: Callable[[list[Candidate]], Dense] | None,
 ) -> list[Candidate]:
     """Score ``cands`` (cheap model), shortlist them, and rescore the shortlist with the
-    (cosines, maxsims) that ``dense`` gives (None: the cheap score is the score)."""
+    (cosines, maxsims, match logits) that ``dense`` gives (None: the cheap score is the
+    score)."""
     score_cheap(cands, weights)
     short = shortlist(cands)
     if dense is None:
@@ -270,9 +276,11 @@ def rank(
     probability is the score."""
     cands = candidates(question, passages)
 
-    def dense_of(short: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+    fitted = match.load()
+
+    def dense_of(short: list[Candidate]) -> Dense:
         return dense_features(
-            question, short, passages, query_vector, query_tokens, embedder, build
+            question, short, passages, query_vector, query_tokens, embedder, build, fitted
         )
 
     return rank_candidates(cands, weights, dense_of if dense else None), cands
@@ -286,14 +294,21 @@ def dense_features(
     query_tokens: tuple[np.ndarray, list[tuple[int, int]]],
     embedder,
     build,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each candidate's cosine and maxsim to the question (sentence vectors cached);
-    ``query_tokens``: the wordpiece vectors and spans of ``question.spelled``
-    (``Retriever.query_tokens``)."""
+    fitted: dict | None,
+) -> Dense:
+    """Each candidate's cosine, maxsim and match logit to the question (sentence vectors
+    cached); ``query_tokens``: the wordpiece vectors and spans of ``question.spelled``
+    (``Retriever.query_tokens``); ``fitted``: the match model (None, or fitted for another
+    embedder: the logits are 0)."""
     keyed = [((passages[c.passage_index].source, c.start, c.end), c.text) for c in cands]
     vectors, tokens = sentence_vectors.get_with_tokens(embedder, build, keyed)
     q_tokens, spans = query_tokens
-    return vectors @ query_vector, maxsims(q_tokens, token_weights(question, spans), tokens)
+    weights = token_weights(question, spans)
+    if match.applies(fitted, getattr(embedder, "name", None), q_tokens.shape[-1]):
+        logits = match.scores(fitted, q_tokens, weights, query_vector, tokens)
+    else:
+        logits = np.zeros(len(cands), dtype=np.float32)
+    return vectors @ query_vector, maxsims(q_tokens, weights, tokens), logits
 
 
 def without_headings(question: Question, ranked: list[Candidate]) -> list[Candidate]:

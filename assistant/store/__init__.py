@@ -13,7 +13,7 @@ manifest, for the build and the stale check alike), ``checkpoint`` (resumable bu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ import numpy as np
 from ..config import Settings
 from ..sources import Stored
 from ..types import Passage
+from .planner import BuildInput
 
 
 class IndexStore(Protocol):
@@ -84,15 +85,7 @@ class StoreBackend(Protocol):
         """Tidy what killed builds left (called under the build lock, before a build)."""
         ...
 
-    def write(
-        self,
-        settings: Settings,
-        dim: int,
-        model_max_tokens: int,
-        docs: Sequence[Any],
-        vectors: np.ndarray,
-        **kwargs: Any,
-    ) -> tuple[Path | str, dict]: ...
+    def write(self, settings: Settings, build: BuildInput) -> tuple[Path | str, dict]: ...
 
     def refresh(
         self, settings: Settings, previous: Any, stats: dict, skipped: Any, skipped_files: dict
@@ -129,11 +122,11 @@ class FaissSqliteBackend:
 
         remove_leftovers(Path(settings.index_dir))
 
-    def write(self, settings, dim, model_max_tokens, docs, vectors, **kwargs):  # noqa: ANN001, ANN201
+    def write(self, settings: Settings, build: BuildInput) -> tuple[Path, dict]:
         from .layout import remove_old_builds
         from .writer import write_build
 
-        final, manifest = write_build(settings, dim, model_max_tokens, docs, vectors, **kwargs)
+        final, manifest = write_build(settings, build)
         remove_old_builds(Path(settings.index_dir), keep=final.name)
         return final, manifest
 

@@ -3,12 +3,11 @@ from SQLite on demand; and ``load_index``, which checks a build before opening i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from ..types import Passage
 from .diff import diff, shown_changes
 from .integrity import verify_files
 from .layout import CHUNKS, FIX, FIX_FULL, current_build
+from .lifecycle import Retirable
 from .manifest import check_compatible, read_manifest
 from .segments import Segment, open_segments
 
@@ -53,7 +53,7 @@ def marks_over(record: Stored | None, start: int, end: int) -> tuple:
     return tuple(head + [m for m in record.marks if start < m[0] < end])
 
 
-class LoadedIndex:
+class LoadedIndex(Retirable):
     """One build, opened read-only: FAISS in memory, chunks read from SQLite on demand.
 
     A search runs over every segment and merges by score; BM25 scores each segment with the
@@ -61,6 +61,7 @@ class LoadedIndex:
     """
 
     def __init__(self, build: Path, manifest: dict, segments: list[Segment]) -> None:
+        super().__init__()
         self.build = build
         self.manifest = manifest
         self.segments = segments
@@ -70,9 +71,6 @@ class LoadedIndex:
         self._by_name = {s.name: s for s in segments}
         self._stored: dict[str, Stored | None] = {}
         self.speller = Speller([s.bm25 for s in segments])
-        self._users = 0
-        self._retired = False
-        self._closed = False
 
     @property
     def name(self) -> str:
@@ -143,32 +141,6 @@ class LoadedIndex:
                 # Drop the memory maps too: each holds a handle to its (maybe deleted) file.
                 s.bm25 = s.faiss = None
             self.speller = None
-
-    @contextlib.contextmanager
-    def in_use(self) -> Iterator[LoadedIndex]:
-        """Hold the build open while a search reads it (see ``retire``)."""
-        with self._db_lock:
-            self._users += 1
-        try:
-            yield self
-        finally:
-            with self._db_lock:
-                self._users -= 1
-                done = self._retired and self._users == 0
-            if done:
-                self.close()
-
-    def retire(self) -> None:
-        """A newer build replaced this one: close it as soon as no search is using it."""
-        with self._db_lock:
-            self._retired = True
-            idle = self._users == 0
-        if idle:
-            self.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def chunk_ids(self) -> np.ndarray:
         """Every chunk id of the build: ``0 .. size - 1``."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,29 @@ class DocumentRows:
         if self.pages is not None:
             entry["pages"] = self.pages
         return entry
+
+
+@dataclass
+class BuildInput:
+    """What a store writes as its next build (either store: ``StoreBackend.write``): the new
+    documents' rows with ``vectors`` (one row per chunk, in order), and the documents of
+    ``previous`` (the store's own handle on its live build) ``kept`` without re-embedding."""
+
+    dim: int
+    model_max_tokens: int
+    docs: Sequence[DocumentRows]
+    vectors: np.ndarray
+    previous: Any = None
+    kept: dict[str, dict] = field(default_factory=dict)  # {doc id: file stat}
+    skipped: Sequence[tuple[str, str]] = ()
+    skipped_files: dict[str, dict] = field(default_factory=dict)
+    source: dict | None = None  # what the build was made from (default: the seeds folder)
+
+    def __post_init__(self) -> None:
+        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32).reshape(-1, self.dim)
+        chunks = sum(len(d.rows) for d in self.docs)
+        if len(self.vectors) != chunks:
+            raise ValueError(f"{len(self.vectors)} vectors for {chunks} chunks")
 
 
 MERGE_FACTOR = 4  # this many segments of one size class are merged into one of the next class

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from ..bm25 import BM25_PARAMS
 from ..config import Settings
 from ..errors import CorruptIndexError, IncompatibleIndexError, IndexWriteError
@@ -34,7 +32,7 @@ from .manifest import (
     read_manifest,
     write_manifest,
 )
-from .planner import DocumentRows, plan_segments
+from .planner import BuildInput, plan_segments
 from .segments import Previous, link_segment, write_segment
 
 log = logging.getLogger(__name__)
@@ -65,20 +63,8 @@ def open_previous(settings: Settings, full: bool) -> Previous | None:
     return Previous(build, manifest)
 
 
-def write_build(
-    settings: Settings,
-    dim: int,
-    model_max_tokens: int,
-    docs: Sequence[DocumentRows],
-    vectors: np.ndarray,
-    *,
-    previous: Previous | None = None,
-    kept: dict[str, dict] | None = None,
-    skipped: Sequence[tuple[str, str]] = (),
-    skipped_files: dict[str, dict] | None = None,
-    source: dict | None = None,
-) -> tuple[Path, dict]:
-    """Write a complete build of ``docs`` (``vectors``: one row per chunk, in order) into
+def write_build(settings: Settings, build: BuildInput) -> tuple[Path, dict]:
+    """Write a complete build of ``build.docs`` (with ``build.vectors``) into
     ``settings.index_dir`` and swap it in. Used by every build, and by benchmarks/scale.py to
     write indexes from given vectors.
 
@@ -89,10 +75,8 @@ def write_build(
     become a new segment; so adding a document costs time for that document, plus an
     occasional merge of small segments.
     """
-    kept = kept or {}
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
-    if len(vectors) != sum(len(d.rows) for d in docs):
-        raise ValueError(f"{len(vectors)} vectors for {sum(len(d.rows) for d in docs)} chunks")
+    dim, docs, vectors = build.dim, build.docs, build.vectors
+    previous, kept = build.previous, build.kept
     index_dir = Path(settings.index_dir)
     build_id = new_build_id()
     tmp = index_dir / f".tmp-{build_id}"
@@ -138,15 +122,15 @@ def write_build(
             "dim": dim,
             "backend": settings.embed_backend,
             "normalized": True,
-            "model_max_tokens": model_max_tokens,
+            "model_max_tokens": build.model_max_tokens,
             "chunking": settings.chunk_params(),
             "index": segments[0]["index"],
             "segments": segments,
             "bm25": BM25_PARAMS,
             "counts": {"documents": len(manifest_docs), "chunks": row},
-            "source": source or {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
-            "skipped": dict(skipped),
-            "skipped_files": skipped_files or {},
+            "source": build.source or {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
+            "skipped": dict(build.skipped),
+            "skipped_files": build.skipped_files,
             "documents": manifest_docs,
             "files": files,
         }

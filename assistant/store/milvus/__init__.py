@@ -13,6 +13,7 @@ from typing import Any
 from ...config import Settings
 from ...errors import CorruptIndexError, IncompatibleIndexError, IndexMissingError
 from ..manifest import check_compatible
+from ..planner import BuildInput
 
 
 def _client(settings: Settings) -> tuple[Any, str, dict | None]:
@@ -95,10 +96,10 @@ class MilvusBackend:
             return None
         return MilvusPrevious(live[1], live[0])
 
-    def write(self, settings, dim, model_max_tokens, docs, vectors, **kwargs):  # noqa: ANN001, ANN201
+    def write(self, settings: Settings, build: BuildInput) -> tuple[str, dict]:
         from .writer import write_build
 
-        return write_build(settings, dim, model_max_tokens, docs, vectors, **kwargs)
+        return write_build(settings, build)
 
     def refresh(self, settings: Settings, previous: Any, stats, skipped, skipped_files) -> dict:  # noqa: ANN001
         from .writer import refresh_manifest

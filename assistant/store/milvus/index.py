@@ -8,11 +8,10 @@ build wrote (the old version of a changed document, between the pointer switch a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from ...errors import CorruptIndexError
 from ...sources import Stored
 from ...types import Passage
 from ..layout import FIX_FULL
+from ..lifecycle import Retirable
 from ..loaded import marks_over
 from .client import MAX_QUERY, get_blob, hex_terms, rows_in
 
@@ -56,10 +56,11 @@ def live_filter(manifest: dict) -> str:
     return "build in [" + ", ".join(f'"{t}"' for t in tags) + "]"
 
 
-class MilvusIndex:
+class MilvusIndex(Retirable):
     """An opened Milvus build (see the module docstring)."""
 
     def __init__(self, client: Any, meta: str, manifest: dict, vocab: dict[str, int]) -> None:
+        super().__init__()
         self.client, self.meta, self.manifest = client, meta, manifest
         self.collection = manifest["milvus"]["collection"]
         self.size = int(manifest["counts"]["chunks"])
@@ -69,16 +70,10 @@ class MilvusIndex:
         self._owner = {d: info["build"] for d, info in manifest["documents"].items()}
         self._lock = threading.Lock()
         self._stored: dict[str, Stored | None] = {}
-        self._users = 0
-        self._retired = self._closed = False
 
     @property
     def name(self) -> str:
         return self.manifest["build_id"]
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     # ---- search
 
@@ -209,26 +204,6 @@ class MilvusIndex:
         return dataclasses.replace(passage, marks=marks) if marks else passage
 
     # ---- life cycle
-
-    @contextlib.contextmanager
-    def in_use(self) -> Iterator[MilvusIndex]:
-        with self._lock:
-            self._users += 1
-        try:
-            yield self
-        finally:
-            with self._lock:
-                self._users -= 1
-                done = self._retired and self._users == 0
-            if done:
-                self.close()
-
-    def retire(self) -> None:
-        with self._lock:
-            self._retired = True
-            idle = self._users == 0
-        if idle:
-            self.close()
 
     def close(self) -> None:
         """Forget this build (the client stays open: other builds and processes share it)."""

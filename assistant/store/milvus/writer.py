@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
-
-import numpy as np
 
 from ...bm25 import BM25_PARAMS, bm25_tokens
 from ...chunking import embedding_text
@@ -29,7 +26,7 @@ from ...errors import IndexLockedError, IndexWriteError
 from ..layout import new_build_id
 from ..loaded import marks_over
 from ..manifest import FORMAT_VERSION, package_version
-from ..planner import DocumentRows
+from ..planner import BuildInput
 from .client import (
     TEXT_BYTES,
     collection_name,
@@ -93,38 +90,11 @@ def _delete_ranges(client: Any, collection: str, ranges: list[list[int]]) -> Non
         )
 
 
-def write_build(
-    settings: Settings,
-    dim: int,
-    model_max_tokens: int,
-    docs: Sequence[DocumentRows],
-    vectors: np.ndarray,
-    *,
-    previous: MilvusPrevious | None = None,
-    kept: dict[str, dict] | None = None,
-    skipped: Sequence[tuple[str, str]] = (),
-    skipped_files: dict[str, dict] | None = None,
-    source: dict | None = None,
-) -> tuple[str, dict]:
-    """Write ``docs`` (with ``vectors``, one row per chunk) and ``kept`` documents of
-    ``previous`` as the new live build; return its name and manifest."""
-    kept = kept or {}
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
-    if len(vectors) != sum(len(d.rows) for d in docs):
-        raise ValueError(f"{len(vectors)} vectors for {sum(len(d.rows) for d in docs)} chunks")
+def write_build(settings: Settings, build: BuildInput) -> tuple[str, dict]:
+    """Write ``build.docs`` (with ``build.vectors``) and the ``build.kept`` documents of
+    ``build.previous`` as the new live build; return its name and manifest."""
     try:
-        return _write(
-            settings,
-            dim,
-            model_max_tokens,
-            docs,
-            vectors,
-            previous,
-            kept,
-            skipped,
-            skipped_files or {},
-            source,
-        )
+        return _write(settings, build)
     except (IndexLockedError, IndexWriteError, ValueError):
         raise
     except Exception as exc:
@@ -136,9 +106,9 @@ def write_build(
         raise
 
 
-def _write(
-    settings, dim, model_max_tokens, docs, vectors, previous, kept, skipped, skipped_files, source
-):  # noqa: ANN001, ANN202, E501, PLR0913
+def _write(settings: Settings, build: BuildInput) -> tuple[str, dict]:
+    dim, docs, vectors = build.dim, build.docs, build.vectors
+    previous, kept = build.previous, build.kept
     client = connect(settings)
     meta = meta_name(settings)
     ensure_meta(client, meta)
@@ -241,7 +211,7 @@ def _write(
         "dim": dim,
         "backend": settings.embed_backend,
         "normalized": True,
-        "model_max_tokens": model_max_tokens,
+        "model_max_tokens": build.model_max_tokens,
         "chunking": settings.chunk_params(),
         "index": {"kind": "flat", "metric": "inner_product", "params": {}},
         "bm25": BM25_PARAMS,
@@ -249,9 +219,9 @@ def _write(
             "documents": len(manifest_docs),
             "chunks": sum(d["chunks"] for d in manifest_docs.values()),
         },
-        "source": source or {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
-        "skipped": dict(skipped),
-        "skipped_files": skipped_files,
+        "source": build.source or {"kind": "seeds", "seeds_dir": str(settings.seeds_dir)},
+        "skipped": dict(build.skipped),
+        "skipped_files": build.skipped_files,
         "documents": manifest_docs,
         "next_id": next_id + at,
         "retired": retired,
