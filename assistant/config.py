@@ -159,7 +159,12 @@ class Settings(BaseSettings):
     # --- answers -----------------------------------------------------------------------------
     answer_passages: int = Field(5, ge=1, description="Passages retrieved to answer a question.")
     answer_sentences: int = Field(
-        2, ge=1, description="At most this many quoted sentences in an extractive answer."
+        2,
+        ge=1,
+        description=(
+            "At most this many quotes in an extractive answer (each a sentence, joined by its"
+            " neighbours when they score close to it)."
+        ),
     )
     answer_scorer: Literal["fitted", "lexical"] = Field(
         "fitted",

@@ -20,7 +20,7 @@ from assistant.answer.conversation import (
 from assistant.answer.question import analyze, is_summary_request, wanted_type
 from assistant.answer.reader import search
 from assistant.answer.scorer import WEIGHTS
-from assistant.answer.select import CHEAP_FEATURES, FEATURES, is_heading
+from assistant.answer.select import CHEAP_FEATURES, FEATURES, Candidate, is_heading, quote_groups
 from assistant.bm25 import bm25_tokens
 from assistant.build import build_index
 from assistant.config import Settings
@@ -297,6 +297,39 @@ def test_lexical_scorer_embeds_no_sentence(docs, fake_embedder):
 
 
 @pytest.mark.model
+def test_quote_groups_join_close_neighbours_and_other_passages():
+    def cand(passage, position, score):
+        return Candidate(
+            passage, position, 100 * position, 100 * position + 90, "", set(), score=score
+        )
+
+    best, after, far, other, weak = (
+        cand(0, 3, 0.6),
+        cand(0, 4, 0.2),
+        cand(0, 6, 0.5),
+        cand(1, 0, 0.3),
+        cand(2, 0, 0.1),
+    )
+    ranked = [best, far, other, after, weak]
+    groups = quote_groups(ranked, max_quotes=2, adjacent_ratio=0.3, second_ratio=0.4)
+    # the neighbour joins the best sentence's quote, in document order; the sentence two
+    # places away does not (a quote is one contiguous span); the other passage's best does
+    assert groups == [[best, after], [other]]
+    assert quote_groups(ranked, 1, 0.3, 0.4) == [[best, after]]
+    assert quote_groups(ranked, 2, 0.5, 0.6) == [[best]]  # both under their share of 0.6
+    before = cand(0, 2, 0.5)
+    assert quote_groups([best, before, after], 3, 0.3, 0.4)[0] == [before, best, after]
+    assert quote_groups([], 2, 0.3, 0.4) == []
+
+
+def test_a_quote_of_neighbouring_sentences_is_one_verbatim_span(docs):
+    settings, r = docs
+    for q, _ in ANSWERABLE:
+        for c in ask(q, settings=settings, retriever=r).citations:
+            assert verify_citation(c, settings.seeds_dir)
+            assert c.passage_start <= c.start < c.end <= c.passage_end
+
+
 def test_real_reader_on_documents_written_for_the_tests(tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()

@@ -29,7 +29,11 @@ from .summary import pick_document, summarize
 log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
-SECOND_RATIO = 0.5  # a second quote (from another passage) must be at least half as likely
+# Fitted by ``benchmarks/fit_quotes.py`` on the tuning questions (the highest answer hit with at
+# most 1.5 quoted sentences per answer): a neighbour of the best sentence joins its quote at this
+# share of its score; another passage's best sentence becomes a second quote at this share.
+ADJACENT_RATIO = 0.15
+SECOND_RATIO = 0.3
 FUSE_K = 60  # reciprocal rank fusion constant for the raw and the standalone query's passages
 
 
@@ -97,6 +101,25 @@ def answer(
     return extractive_answer(question, query, passages, retriever, settings, q)
 
 
+def evidence(
+    query: str, passages: list[Passage], retriever, settings: Settings, q: Question | None = None
+) -> tuple[Question, list[select.Candidate], list[select.Candidate]]:
+    """The analysed question, its scored shortlist of sentences (best first, headings removed
+    unless the question is about the title) and every candidate sentence."""
+    q = q or analyze(query, retriever.index)
+    ranked, cands = select.rank(
+        q,
+        retriever.embed_query(q.spelled),
+        retriever.query_tokens(q.spelled),
+        passages,
+        retriever.embedder,
+        retriever._build_name,
+        load_weights(),
+        dense=settings.answer_scorer == "fitted",
+    )
+    return q, select.without_headings(q, ranked), cands
+
+
 def extractive_answer(
     question: str,
     query: str,
@@ -109,34 +132,20 @@ def extractive_answer(
     abstention when the fitted confidence is under the threshold."""
     if not passages:
         return _abstain(question, query, passages, 0.0, 0.0)
-    weights = load_weights()
-    q = q or analyze(query, retriever.index)
-    ranked, cands = select.rank(
-        q,
-        retriever.embed_query(q.spelled),
-        retriever.query_tokens(q.spelled),
-        passages,
-        retriever.embedder,
-        retriever._build_name,
-        weights,
-        dense=settings.answer_scorer == "fitted",
-    )
-    ranked = select.without_headings(q, ranked)
+    q, ranked, cands = evidence(query, passages, retriever, settings, q)
     if not ranked:
         return _abstain(question, query, passages, 0.0, 0.0)
-    confidence = abstain.confidence(abstain.features(q, ranked, cands, passages), weights)
+    features = abstain.features(q, ranked, cands, passages)
+    confidence = abstain.confidence(features, load_weights())
     best = ranked[0].score
     if confidence < settings.abstain_threshold:
         return _abstain(question, query, passages, best, confidence)
-    chosen = [ranked[0]]
-    for c in ranked[1:]:
-        if len(chosen) >= settings.answer_sentences:
-            break
-        if c.score >= SECOND_RATIO * best and all(
-            c.passage_index != o.passage_index for o in chosen
-        ):
-            chosen.append(c)
-    picks = [(passages[c.passage_index], c.start, c.end, select.answer_span(q, c)) for c in chosen]
+    groups = select.quote_groups(ranked, settings.answer_sentences, ADJACENT_RATIO, SECOND_RATIO)
+    picks = []
+    for group in groups:
+        spans = [select.answer_span(q, c) for c in sorted(group, key=lambda c: -c.score)]
+        span = next((s for s in spans if s), None)
+        picks.append((passages[group[0].passage_index], group[0].start, group[-1].end, span))
     return _answer(question, query, passages, picks, best, confidence, settings, "fact")
 
 

@@ -316,6 +316,31 @@ def without_headings(question: Question, ranked: list[Candidate]) -> list[Candid
     return [c for c in ranked if question.about_title or not c.features.get("heading")]
 
 
+def quote_groups(
+    ranked: list[Candidate], max_quotes: int, adjacent_ratio: float, second_ratio: float
+) -> list[list[Candidate]]:
+    """The sentences to quote, as groups (one quote each, best first): the best sentence with
+    its neighbours in the same passage that score at least ``adjacent_ratio`` of it (the answer
+    is often the sentence right after the one that repeats the question), then the best
+    sentence of each other passage that scores at least ``second_ratio`` of it, up to
+    ``max_quotes`` quotes. A group is in document order, so it is one verbatim span."""
+    if not ranked:
+        return []
+    best = ranked[0]
+    group, others = [best], []
+    for c in ranked[1:]:
+        if c.passage_index == best.passage_index:
+            if abs(c.position - best.position) == 1 and c.score >= adjacent_ratio * best.score:
+                group.append(c)
+        elif (
+            len(others) + 1 < max_quotes
+            and c.score >= second_ratio * best.score
+            and all(c.passage_index != o.passage_index for o in others)
+        ):
+            others.append(c)
+    return [sorted(group, key=lambda c: c.position)] + [[o] for o in others]
+
+
 def answer_span(question: Question, cand: Candidate) -> tuple[int, int] | None:
     """The phrase of the wanted type in the sentence that sits closest to the question's terms,
     as source offsets (None when the question wants no type or the sentence has none)."""
