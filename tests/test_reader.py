@@ -17,7 +17,7 @@ from assistant.answer.conversation import (
     recent_turns,
     standalone_query,
 )
-from assistant.answer.question import analyze, is_summary_request, wanted_type
+from assistant.answer.question import analyze, is_summary_request, respell, wanted_type
 from assistant.answer.reader import search
 from assistant.answer.scorer import WEIGHTS
 from assistant.answer.select import CHEAP_FEATURES, FEATURES, Candidate, is_heading, quote_groups
@@ -140,6 +140,28 @@ def test_typos_are_corrected_against_the_vocabulary(docs):
     assert (typo.source, typo.start) == (clean.source, clean.start)
     # digits and short terms are never "corrected"
     assert analyze("batch 7", r.index).corrected == {}
+
+
+def test_typos_the_stems_miss_are_respelled_from_the_retrieved_passages(docs):
+    settings, r = docs
+    typo = "Which solution do I use for descailng the machine?"
+    q = analyze(typo, r.index)
+    # the stem of the typo ("descailng") is 3 edits from the index's "descal": out of reach
+    assert q.corrected.get("descailng") in (None, "descal") and "descailng" in typo
+    passages = search(r, typo, typo, settings.answer_passages, q.spelled)
+    again = respell(q, [p.text for p in passages], r.index)
+    assert (
+        again is not None and again.spelled == "Which solution do I use for descaling the machine?"
+    )
+    assert "descal" in again.terms and again.corrected["descailng"] == "descal"
+    answer = ask(typo, settings=settings, retriever=r)
+    assert answer.query == typo  # the shown query is the user's; only the reader reads the fix
+    # nothing unknown, or nothing the passages spell: no second search
+    clean = analyze("Which solution do I use for descaling the machine?", r.index)
+    assert respell(clean, [p.text for p in passages], r.index) is None
+    assert (
+        respell(analyze("What is a zqxwv?", r.index), [p.text for p in passages], r.index) is None
+    )
 
 
 def test_summary_requests_are_recognized():

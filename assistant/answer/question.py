@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Protocol
 
@@ -112,12 +114,13 @@ class Question:
     about_title: bool = False
     words: frozenset[str] = frozenset()  # lower-cased words of the question, as typed
     known: frozenset[str] = frozenset()  # terms found somewhere in the index
+    respelled: bool = False  # ``text`` already holds the corrections (``respell``)
 
     @cached_property
     def spelled(self) -> str:
         """The question with each word the speller corrected replaced by its correction: what
         the word-by-word match reads (a typo's wordpieces match nothing)."""
-        if not self.corrected:
+        if not self.corrected or self.respelled:
             return self.text
         out, last = [], 0
         for m in re.finditer(r"\w+", self.text):
@@ -162,3 +165,70 @@ def analyze(text: str, vocabulary: Vocabulary) -> Question:
         words=frozenset(w.lower() for w in re.findall(r"\w+", text)),
         known=frozenset(t for t in terms if dfs.get(t, 0) > 0),
     )
+
+
+MIN_RESPELL = 4  # as the index's speller: shorter words and numbers are never changed
+
+
+def respell(q: Question, texts: Sequence[str], vocabulary: Vocabulary) -> Question | None:
+    """``q`` with each typed word the index does not know replaced by the closest word of the
+    retrieved passages ``texts`` (edit distance 1, 2 from 7 letters; the most frequent in them
+    among the closest), or None when no word changes.
+
+    The index's speller corrects stems, which misses a typo that breaks the suffix the stemmer
+    strips ("construtcion" is not within reach of "construct") and picks between equally close
+    terms by corpus frequency ("Lther": "other"). The passages retrieved for the typed question
+    hold the words as written, in context, so "construction" and "Luther" are there to match;
+    the corrected question then reads like one typed right (for the word-by-word match and the
+    second search). Words the passages do not hold keep the index speller's correction.
+    """
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    unknown = set(q.corrected) | {t for t in q.terms if t not in q.known}
+    typed = [
+        m
+        for m in re.finditer(r"\w+", q.text)
+        if len(m.group(0)) >= MIN_RESPELL
+        and not any(ch.isdigit() for ch in m.group(0))
+        and set(bm25_tokens([m.group(0)])[0]) & unknown
+    ]
+    if not typed:
+        return None
+    counts = Counter(
+        w.lower()
+        for text in texts
+        for w in re.findall(r"\w+", text)
+        if len(w) >= MIN_RESPELL - 1 and not any(ch.isdigit() for ch in w)
+    )
+    choices = list(counts)
+    fixes: dict[str, str] = {}
+    for m in typed:
+        word = m.group(0).lower()
+        limit = 1 if len(word) <= 6 else 2
+        found = process.extract(word, choices, scorer=OSA.distance, score_cutoff=limit, limit=8)
+        if found:
+            best = min(found, key=lambda f: (f[1], -counts[f[0]], f[0]))[0]
+            if best != word:
+                fixes[m.group(0)] = best
+    if not fixes:
+        return None
+    out, last = [], 0
+    for m in typed:
+        fixed = fixes.get(m.group(0))
+        if fixed and m.group(0)[0].isupper():
+            fixed = fixed[0].upper() + fixed[1:]
+        stems = bm25_tokens([m.group(0)])[0]
+        fixed = fixed or (q.corrected.get(stems[0]) if stems else None)  # the index's, else
+        if fixed:
+            out += [q.text[last : m.start()], fixed]
+            last = m.end()
+    again = analyze("".join(out) + q.text[last:], vocabulary)
+    corrected = dict(q.corrected)
+    for typed_word, fixed in fixes.items():
+        before, after = bm25_tokens([typed_word])[0], bm25_tokens([fixed])[0]
+        if before and after:
+            corrected[before[0]] = after[0]
+    # ``corrected`` still says which typed terms were replaced (an abstention feature); the
+    # text already holds the corrections, so ``spelled`` is the text itself.
+    return replace(again, corrected=corrected, words=q.words | again.words, respelled=True)

@@ -3,7 +3,8 @@ abstention. It wires the parts; each decision lives in its own module:
 
 - ``conversation``: whether the question leans on the turns before it, and the standalone query;
 - retrieval of the raw question, fused with the standalone query's and the spelling-corrected
-  question's when they differ from it;
+  question's when they differ from it (a word unknown to the index is corrected against the
+  index's terms, then against the words of the passages it retrieved: ``question.respell``);
 - ``summary`` for summary requests, ``metadata`` for "who wrote it / when was it published";
 - ``select``: candidate sentences scored by the fitted models;
 - ``abstain``: the fitted probability that the best evidence answers, against the threshold;
@@ -22,7 +23,7 @@ from . import abstain, select
 from .citations import verified_citations
 from .conversation import recent_turns, standalone_query
 from .metadata import metadata_candidates, metadata_question
-from .question import Question, analyze, is_summary_request
+from .question import Question, analyze, is_summary_request, respell
 from .scorer import load_weights
 from .summary import pick_document, summarize
 
@@ -84,6 +85,10 @@ def answer(
         return _summary(question, query, turns, settings, retriever)
     q = analyze(query, retriever.index)
     passages = search(retriever, question, query, settings.answer_passages, q.spelled)
+    again = respell(q, [p.text for p in passages], retriever.index)
+    if again is not None:  # a typo the passages spell right: search as the reader reads it
+        q = again
+        passages = search(retriever, question, query, settings.answer_passages, q.spelled)
     kind = metadata_question(question)
     if kind and passages:
         picks = metadata_candidates(kind, passages, settings.seeds_dir)
