@@ -238,6 +238,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0.07,
         help="highest share of answerable questions abstained, in SQuAD and in the small corpora",
     )
+    parser.add_argument(
+        "--abstain-only",
+        action="store_true",
+        help="keep the shipped sentence scorers and match model; refit the abstention model and "
+        "its threshold (minutes, on the cached candidates)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -311,12 +317,16 @@ def main(argv: list[str] | None = None) -> None:
 
     from benchmarks.fit_match import apply_match, fit_match
 
-    print("fitting the match model ...", file=sys.stderr)
-    ex_match = cached(
-        f"squad-match-{args.match_train}", lambda: examples(match_train, settings, retriever)
-    )
-    match_fit = fit_match(ex_match, retriever.embedder.name)
-    del ex_match
+    if args.abstain_only:  # the shipped scorers and match model; only abstention is refitted
+        weights = json.loads(OUT.read_text(encoding="utf-8"))
+        match_fit = weights["fitted"]["match"]
+    else:
+        print("fitting the match model ...", file=sys.stderr)
+        ex_match = cached(
+            f"squad-match-{args.match_train}", lambda: examples(match_train, settings, retriever)
+        )
+        match_fit = fit_match(ex_match, retriever.embedder.name)
+        del ex_match
     fitted_match = load_match(str(MATCH_WEIGHTS))
     for exs in (ex, loo, s2, small):
         apply_match(exs, fitted_match)
@@ -325,15 +335,16 @@ def main(argv: list[str] | None = None) -> None:
             best = max((c.features[name] for c in e["cands"]), default=0.0)
             for c in e["cands"]:
                 c.features[f"{name}_gap"] = c.features[name] - best
-    xs = np.array([c.vector(FEATURES) for e in ex_all for c in e["cands"]])
-    ys = np.array([y for e in ex_all for y in e["labels"]])
-    cheap = [FEATURES.index(n) for n in CHEAP_FEATURES]
-    fit = fit_trees if args.model == "trees" else fit_logistic
-    weights = {
-        "shortlist": fit(xs[:, cheap], ys, CHEAP_FEATURES),
-        "sentence": fit(xs, ys, FEATURES),
-    }
-    print(f"  {len(ys)} sentences, {ys.mean():.3f} positive", file=sys.stderr)
+    if not args.abstain_only:
+        xs = np.array([c.vector(FEATURES) for e in ex_all for c in e["cands"]])
+        ys = np.array([y for e in ex_all for y in e["labels"]])
+        cheap = [FEATURES.index(n) for n in CHEAP_FEATURES]
+        fit = fit_trees if args.model == "trees" else fit_logistic
+        weights = {
+            "shortlist": fit(xs[:, cheap], ys, CHEAP_FEATURES),
+            "sentence": fit(xs, ys, FEATURES),
+        }
+        print(f"  {len(ys)} sentences, {ys.mean():.3f} positive", file=sys.stderr)
 
     x_a, y_a, top_a = decisions(ex, weights)
     x_l, y_l, _ = decisions(loo, weights)
@@ -381,10 +392,14 @@ def main(argv: list[str] | None = None) -> None:
         mark = " <- chosen" if row[0] == threshold else ""
         print(f"{row[0]:.2f}{mark} | " + " | ".join(f"{v:.3f}" for v in row[1:]))
     weights["threshold"] = threshold
+    previous = weights.get("fitted", {})
     weights["fitted"] = {
         "command": "python -m benchmarks.fit_reader " + " ".join(argv or sys.argv[1:]),
+        "scorers_command": previous.get("scorers_command", previous.get("command"))
+        if args.abstain_only
+        else None,
         "squad_v1_questions": len(train),
-        "sentences": int(len(ys)),
+        "sentences": previous.get("sentences") if args.abstain_only else int(len(ys)),
         "loo_articles": held,
         "squad2_articles": "even-numbered of dev-v2.0-part1.json, together and each alone",
         "decisions": int(len(y)),

@@ -15,23 +15,28 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
 
 from benchmarks.common import DATA, read_jsonl
-
-
-def _log(*a) -> None:
-    print(*a, file=sys.stderr, flush=True)
+from benchmarks.scale_data import (
+    SCALE,
+    exact_top10,
+    interleaved,
+    latencies,
+    log,
+    opened,
+    queries,
+    rss_mb,
+    size_settings,
+)
 
 
 def milvus_settings(size: str, uri: str | None = None):
-    from benchmarks.scale import SCALE, _settings
 
     lite = SCALE / f"{size}-milvus" / "milvus.db"
-    return _settings(size, store="milvus", milvus_uri=uri or str(lite))
+    return size_settings(size, store="milvus", milvus_uri=uri or str(lite))
 
 
 def build_milvus(size: str, uri: str | None = None) -> dict:
@@ -39,11 +44,10 @@ def build_milvus(size: str, uri: str | None = None) -> dict:
     from assistant.store import FaissSqliteBackend
     from assistant.store.milvus import MilvusBackend
     from assistant.store.planner import BuildInput, DocumentRows
-    from benchmarks.scale import SCALE, _settings
 
     settings = milvus_settings(size, uri)
     info_path = SCALE / f"{size}-milvus" / "build.json"
-    embedded = FaissSqliteBackend().open(_settings(size))
+    embedded = FaissSqliteBackend().open(size_settings(size))
     source_build = embedded.name
     if info_path.exists() and uri is None:
         info = json.loads(info_path.read_text())
@@ -85,20 +89,19 @@ def build_milvus(size: str, uri: str | None = None) -> dict:
     }
     if uri is None:
         info_path.write_text(json.dumps(info))
-    _log(f"[{size} milvus] written in {seconds:.0f}s: {info}")
+    log(f"[{size} milvus] written in {seconds:.0f}s: {info}")
     return info
 
 
 def measure_milvus(size: str, n_queries: int, uri: str | None = None) -> dict:
     """Run in a fresh process: connect + open, RSS, latency, recall, add one document."""
-    from benchmarks.scale import _rss_mb, exact_top10, interleaved, latencies, opened, queries
 
     settings = milvus_settings(size, uri)
     model, retriever, load_s, rss_model = opened(settings)
     index = retriever.index
     qs = queries(n_queries)
     enc, ret = interleaved(model, retriever, qs)
-    rss_after, hwm = _rss_mb()
+    rss_after, hwm = rss_mb()
     qv = np.stack([retriever.embed_query(q) for q in qs]).astype(np.float32)
     truth = exact_top10(size, qv)
     found, dense_t, bm25_t = [], [], []
@@ -132,7 +135,6 @@ def add_one(settings, retriever, words: int = 1000) -> dict:
     """Add one ~``words``-word document through ``build_index`` on a hard-linked copy of the
     seeds (the Milvus collection itself is extended), then remove it; both builds timed."""
     from assistant.build import build_index
-    from benchmarks.scale import SCALE
 
     work = SCALE / "100k-milvus-seeds"
     shutil.rmtree(work, ignore_errors=True)

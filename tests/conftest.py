@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from pathlib import Path
 
@@ -164,3 +165,57 @@ def seeded(settings) -> Settings:
         "Cats sleep for about sixteen hours a day. They are crepuscular animals.\n",
     )
     return settings
+
+
+# ---------------------------------------------------------- synthetic documents for the reliability tests
+
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "tesu",
+    "vin",
+    "dor",
+    "pal",
+    "ens",
+    "quo",
+    "bri",
+    "tan",
+    "sel",
+    "mur",
+    "gof",
+    "hil",
+    "zan",
+    "per",
+    "ost",
+    "uly",
+]
+
+
+def make_vocabulary(rng: random.Random, n: int = 400) -> list[str]:
+    words: set[str] = set()
+    while len(words) < n:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))))
+    return sorted(words)
+
+
+def make_document(rng: random.Random, vocab: list[str], n_sentences: int) -> str:
+    paragraphs, sentences = [], []
+    for i in range(n_sentences):
+        words = [rng.choice(vocab) for _ in range(rng.randint(6, 18))]
+        if rng.random() < 0.2:
+            words.insert(rng.randint(0, len(words)), str(rng.randint(1, 20000)))
+        sentences.append(" ".join(words).capitalize() + rng.choice(".!?" if i % 7 == 6 else "."))
+        if rng.random() < 0.2:
+            paragraphs.append(" ".join(sentences))
+            sentences = []
+    paragraphs.append(" ".join(sentences))
+    title = " ".join(rng.choice(vocab) for _ in range(3)).title()
+    return f"# {title}\n\n" + "\n\n".join(p for p in paragraphs if p) + "\n"
+
+
+def assert_clean(index_dir: Path) -> None:
+    names = sorted(p.name for p in index_dir.iterdir())
+    assert not [n for n in names if n.startswith((".tmp-", ".CURRENT."))], names
+    assert len([n for n in names if n.startswith("build-")]) == 1, names
