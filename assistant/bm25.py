@@ -444,6 +444,11 @@ class Speller:
                 self._by_length = {n: sorted(ts) for n, ts in by_length.items()}
             return self._by_length
 
+    @staticmethod
+    def max_edits(word: str) -> int:
+        """The edits a correction of ``word`` may take: 1 up to 6 characters, 2 from 7."""
+        return 1 if len(word) <= 6 else 2
+
     def correct(self, term: str) -> str | None:
         """The vocabulary term ``term`` is probably a misspelling of, or None."""
         if len(term) < self.MIN_CHARS or any(ch.isdigit() for ch in term) or self.known(term):
@@ -451,7 +456,7 @@ class Speller:
         from rapidfuzz import process
         from rapidfuzz.distance import OSA
 
-        limit = 1 if len(term) <= 6 else 2
+        limit = self.max_edits(term)
         best: tuple[int, int, str] | None = None  # (distance, -df, term)
         index = self._index()
         for n in range(len(term) - limit, len(term) + limit + 1):

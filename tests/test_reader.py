@@ -183,6 +183,8 @@ def test_what_the_question_pins_down_and_the_passage_lacks_is_an_abstention_feat
     assert other_year["figures_missing"] > 0  # "February" is there, "2031" is not
     assert feats("What balance did Tom Becker report?")["names_missing"] == 0
     assert feats("What balance did Anna Schmidt report?")["names_missing"] == 1
+    # a typo of a name the passage has is that name, not another person
+    assert feats("What balance did Tom Bekcer report?")["names_missing"] == 0
 
 
 def test_summary_requests_are_recognized():

@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 
+from ..bm25 import Speller
 from ..types import Passage
 from .entities import PATTERNS
 from .question import Question
@@ -95,15 +96,31 @@ def _phrases_missing(text: str, evidence: str) -> dict[str, float]:
         for w in re.findall(r"\w+", m.group(0))
         if len(w) > 1 and w[0].isupper()
     ]
+    words = set(re.findall(r"\w+", passage))
     return {
         "figures_missing": sum(f not in passage for f in figures) / len(figures)
         if figures
         else 0.0,
-        "names_missing": sum(re.search(rf"\b{re.escape(w)}\b", passage) is None for w in names)
-        / len(names)
+        "names_missing": sum(not _mentioned(w, words) for w in names) / len(names)
         if names
         else 0.0,
     }
+
+
+def _mentioned(name: str, words: set[str]) -> bool:
+    """``name`` (a lower-cased word of the question) is among ``words``, or within the index
+    speller's edit distance of one of them: "Newcastlle" is a typo of the passage's
+    "Newcastle", not another town; shorter words must match exactly ("Ann" is not "Anna")."""
+    if name in words:
+        return True
+    if len(name) < Speller.MIN_CHARS:
+        return False
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    limit = Speller.max_edits(name)
+    near = [w for w in words if abs(len(w) - len(name)) <= limit]
+    return process.extractOne(name, near, scorer=OSA.distance, score_cutoff=limit) is not None
 
 
 def confidence(feats: dict[str, float], weights: dict) -> float:
