@@ -173,7 +173,7 @@ class Settings(BaseSettings):
         "(the same model's cheap stage only: nothing embedded, faster, less accurate).",
     )
     abstain_threshold: float = Field(
-        0.39,
+        0.42,
         ge=0,
         le=1,
         description="Confidence (the fitted probability that the best evidence answers, 0-1) "

@@ -15,7 +15,10 @@ Training data, all disjoint from what ``benchmarks/answers.py`` reports:
   passages holds a gold answer: the evidence answers), the questions of the 6 *tuning*
   held-out articles asked against an index without their article (labelled 0), and SQuAD 2.0
   part 1 questions of its even-numbered articles (unanswerable ones labelled 0, answerable ones
-  as above); the odd-numbered articles are left for the report. Features come from the
+  as above); the odd-numbered articles are left for the report; and typo'd copies of
+  ``--typos`` training questions (``answer_sets.with_typos``, other seeds than the report's),
+  searched and read as ``ask()`` does, labelled 1 when the passages they retrieve hold a gold
+  answer. Features come from the
   reader's own ranking with the sentence models just fitted, replayed on the cached candidates.
 
 Small corpora, as a new user's: each even-numbered SQuAD 2.0 article is also indexed alone and
@@ -39,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.answer_sets import squad2_questions
+from benchmarks.answer_sets import squad2_questions, with_typos
 from benchmarks.answers import article_of, loo_articles, loo_index, samples
 from benchmarks.common import (
     CACHE,
@@ -57,20 +60,34 @@ from benchmarks.common import (
 OUT = Path(__file__).resolve().parents[1] / "assistant" / "answer" / "weights.json"
 
 
-def examples(questions, settings, retriever, impossible: bool = False) -> list[dict]:
+def examples(
+    questions, settings, retriever, impossible: bool = False, as_asked: bool = False
+) -> list[dict]:
     """Per question: its analysis, passages and every candidate with all features (the cosine
-    of every candidate, so any shortlist can be replayed), and each candidate's label."""
-    from assistant.answer import select
-    from assistant.answer.question import analyze
+    of every candidate, so any shortlist can be replayed), and each candidate's label.
+
+    ``as_asked``: search and read the question as ``ask()`` does (the spelled question's
+    ranking fused with the typed one's, words respelled from the passages, the cosine of the
+    spelled question), for typo'd questions; otherwise the typed question alone."""
+    from assistant.answer import reader, select
+    from assistant.answer.question import analyze, respell
 
     out = []
     for q in questions:
-        passages = retriever.search(q["text"], k=settings.answer_passages)
         question = analyze(q["text"], retriever.index)
+        k = settings.answer_passages
+        if as_asked:
+            passages = reader.search(retriever, q["text"], q["text"], k, question.spelled)
+            again = respell(question, [p.text for p in passages], retriever.index)
+            if again is not None:
+                question = again
+                passages = reader.search(retriever, q["text"], q["text"], k, question.spelled)
+        else:
+            passages = retriever.search(q["text"], k=k)
         cands = select.candidates(question, passages) if passages else []
         reading = None
         if cands:
-            vec = retriever.embed_query(q["text"])
+            vec = retriever.embed_query(question.spelled if as_asked else q["text"])
             embedder = MemoEmbedder(retriever.embedder)
             qtok = retriever.query_tokens(question.spelled)
             cos, sims, _ = select.dense_features(
@@ -221,6 +238,12 @@ def main(argv: list[str] | None = None) -> None:
         help="other SQuAD v1.1 questions, for the match model (so its logits are out of sample "
         "for the trees)",
     )
+    parser.add_argument(
+        "--typos",
+        type=int,
+        default=1000,
+        help="typo'd copies of this many training questions, for the abstention model",
+    )
     parser.add_argument("--loo-max", type=int, default=100)
     parser.add_argument("--squad2-max", type=int, default=None, help="SQuAD 2.0 questions")
     parser.add_argument("--small-own", type=int, default=150, help="own questions per small corpus")
@@ -272,6 +295,17 @@ def main(argv: list[str] | None = None) -> None:
     retriever = Retriever(settings)
     print(f"candidates of {len(train)} questions ...", file=sys.stderr)
     ex = cached(f"squad-{args.train}", lambda: examples(train, settings, retriever))
+    # Typo'd copies of training questions (benchmarks.answer_sets.with_typos, other seeds than
+    # the report's), read as ask() reads them: users mistype, and a typo lowers coverage and
+    # cosine the way a question the documents do not answer does.
+    typo_train = [
+        {**q, "text": with_typos(q["text"], seed=10_000 + k)}
+        for k, q in enumerate(train[: args.typos])
+    ]
+    ex_typo = cached(
+        f"squad-typos-{args.typos}",
+        lambda: examples(typo_train, settings, retriever, as_asked=True),
+    )
     held = loo_articles(queries)["tune"]
 
     def loo_examples() -> list[dict]:
@@ -328,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
         match_fit = fit_match(ex_match, retriever.embedder.name)
         del ex_match
     fitted_match = load_match(str(MATCH_WEIGHTS))
-    for exs in (ex, loo, s2, small):
+    for exs in (ex, ex_typo, loo, s2, small):
         apply_match(exs, fitted_match)
     for e in ex + small:  # the gaps the reader computes over its shortlist, here over all
         for name in ("cosine", "maxsim", "match"):
@@ -347,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {len(ys)} sentences, {ys.mean():.3f} positive", file=sys.stderr)
 
     x_a, y_a, top_a = decisions(ex, weights)
+    x_t, y_t, _ = decisions(ex_typo, weights)
     x_l, y_l, _ = decisions(loo, weights)
     x_s, y_s, top_s = decisions(s2, weights)
     imp_s = np.array([e["impossible"] for e in s2])
@@ -355,7 +390,8 @@ def main(argv: list[str] | None = None) -> None:
         [e["q"]["article"] in e["passages"][0].source if e["passages"] else False for e in small]
     )
     imp_m = np.array([e["impossible"] for e in small])
-    x, y = np.vstack([x_a, x_l, x_s, x_m]), np.concatenate([y_a, y_l, y_s, y_m])
+    x = np.vstack([x_a, x_t, x_l, x_s, x_m])
+    y = np.concatenate([y_a, y_t, y_l, y_s, y_m])
     fit_abstain = {"trees": fit_trees, "logistic": fit_logistic}[args.abstain_model or args.model]
     weights["abstain"] = fit_abstain(x, y, ABSTAIN_FEATURES)
     print(f"  top-1 sentence hit on the training questions: {top_a.mean():.3f}", file=sys.stderr)
@@ -399,6 +435,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.abstain_only
         else None,
         "squad_v1_questions": len(train),
+        "typo_questions": len(typo_train),
         "sentences": previous.get("sentences") if args.abstain_only else int(len(ys)),
         "loo_articles": held,
         "squad2_articles": "even-numbered of dev-v2.0-part1.json, together and each alone",
