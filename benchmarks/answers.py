@@ -127,7 +127,7 @@ def run(
                 "confidence": answer.confidence,
                 "answer_hit": answer_hit,
                 "excerpt_hit": excerpt_hit,
-                "sentences": len(answer.citations),
+                "quotes": len(answer.citations),
                 "quote_chars": sum(len(c.quote) for c in answer.citations),
                 "failures": answer.dropped_citations + check_on_disk(answer, settings.seeds_dir),
                 "ask_s": t1 - t0,
@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         ["answerable questions abstained (wrongly)", here["abstained"]],
         ["citation verification failures", failures],
         [
-            "quoted sentences per answer (mean)",
-            sum(r["sentences"] for r in answered) / max(1, len(answered)),
+            "quotes per answer (mean; a quote is a sentence with any close neighbours)",
+            sum(r["quotes"] for r in answered) / max(1, len(answered)),
         ],
         [
             "quoted characters per answer (median)",
