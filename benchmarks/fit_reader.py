@@ -70,19 +70,15 @@ def examples(
     ranking fused with the typed one's, words respelled from the passages, the cosine of the
     spelled question), for typo'd questions; otherwise the typed question alone."""
     from assistant.answer import reader, select
-    from assistant.answer.question import analyze, respell
+    from assistant.answer.question import analyze
 
     out = []
     for q in questions:
-        question = analyze(q["text"], retriever.index)
         k = settings.answer_passages
         if as_asked:
-            passages = reader.search(retriever, q["text"], q["text"], k, question.spelled)
-            again = respell(question, [p.text for p in passages], retriever.index)
-            if again is not None:
-                question = again
-                passages = reader.search(retriever, q["text"], q["text"], k, question.spelled)
+            question, passages = reader.read(retriever, q["text"], q["text"], k)
         else:
+            question = analyze(q["text"], retriever.index)
             passages = retriever.search(q["text"], k=k)
         cands = select.candidates(question, passages) if passages else []
         reading = None

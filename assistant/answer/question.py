@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Protocol
 
-from ..bm25 import bm25_tokens
+from ..bm25 import Speller, bm25_tokens
 
 # Question phrase -> the kind of phrase that answers it.
 _WANTS = [
@@ -167,7 +167,7 @@ def analyze(text: str, vocabulary: Vocabulary) -> Question:
     )
 
 
-MIN_RESPELL = 4  # as the index's speller: shorter words and numbers are never changed
+MIN_RESPELL = Speller.MIN_CHARS  # as the index's speller: shorter words, numbers never change
 
 
 def respell(q: Question, texts: Sequence[str], vocabulary: Vocabulary) -> Question | None:
@@ -205,7 +205,7 @@ def respell(q: Question, texts: Sequence[str], vocabulary: Vocabulary) -> Questi
     fixes: dict[str, str] = {}
     for m in typed:
         word = m.group(0).lower()
-        limit = 1 if len(word) <= 6 else 2
+        limit = Speller.max_edits(word)
         found = process.extract(word, choices, scorer=OSA.distance, score_cutoff=limit, limit=8)
         if found:
             best = min(found, key=lambda f: (f[1], -counts[f[0]], f[0]))[0]

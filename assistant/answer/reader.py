@@ -83,12 +83,7 @@ def answer(
     query = standalone_query(question, turns, retriever.index.speller.known)
     if is_summary_request(question):
         return _summary(question, query, turns, settings, retriever)
-    q = analyze(query, retriever.index)
-    passages = search(retriever, question, query, settings.answer_passages, q.spelled)
-    again = respell(q, [p.text for p in passages], retriever.index)
-    if again is not None:  # a typo the passages spell right: search as the reader reads it
-        q = again
-        passages = search(retriever, question, query, settings.answer_passages, q.spelled)
+    q, passages = read(retriever, question, query, settings.answer_passages)
     kind = metadata_question(question)
     if kind and passages:
         picks = metadata_candidates(kind, passages, settings.seeds_dir)
@@ -104,6 +99,19 @@ def answer(
                 "metadata",
             )
     return extractive_answer(question, query, passages, retriever, settings, q)
+
+
+def read(retriever, question: str, query: str, k: int) -> tuple[Question, list[Passage]]:
+    """The analysed ``query`` and its ``k`` passages, as the reader reads a question: searched
+    as typed and as spelled (``search``), then, when the passages spell one of its unknown
+    words right, respelled and searched again."""
+    q = analyze(query, retriever.index)
+    passages = search(retriever, question, query, k, q.spelled)
+    again = respell(q, [p.text for p in passages], retriever.index)
+    if again is not None:  # a typo the passages spell right: search as the reader reads it
+        q = again
+        passages = search(retriever, question, query, k, q.spelled)
+    return q, passages
 
 
 def evidence(
