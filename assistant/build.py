@@ -29,9 +29,10 @@ from .embedders import embedder_for
 from .extract import is_plain
 from .store import backend_for
 from .store.checkpoint import Checkpoint, document_key
-from .store.diff import SKIPPED, TOUCHED, UNCHANGED, SeedDiff, diff, extract_key
+from .store.diff import SKIPPED, TOUCHED, UNCHANGED, SeedDiff, diff, skip_record
 from .store.layout import BuildLock
 from .store.planner import BuildInput, DocumentRows
+from .store.statcache import StatCache
 from .tokens import get_encoding
 from .types import BuildReport, Chunk, Document
 
@@ -178,14 +179,18 @@ class _Build:
     def run(self, previous: Any) -> BuildReport:
         self.previous = previous
         manifest = previous.manifest if previous else None
-        seeds = diff(self.settings, manifest)
+        cache = StatCache.load(self.settings)  # local file stats: never in the manifest
+        seeds = diff(self.settings, manifest, cache)
         corpus = read_corpus(self.settings, seeds, manifest, self.work.parse)
         old_docs: dict[str, dict] = manifest["documents"] if manifest else {}
         status = {d.id: _status(d, old_docs.get(d.id)) for d in corpus.documents}
         todo = [d for d in corpus.documents if status[d.id] != "unchanged"]
         removed = sorted(set(old_docs) - set(status))
+        # Stat signatures (this machine's: for the stat cache), and the file facts a manifest
+        # records (its size: the same in every clone).
         stats = {**{f.doc_id: f.stat for f in seeds.files if f.stat}, **corpus.stats}
-        skipped_files = _skipped_records(self.settings, corpus, stats)
+        facts = {d: {"size": (st or {}).get("size")} for d, st in stats.items()}
+        skipped_files = _skipped_records(self.settings, corpus, seeds, cache)
         if previous is not None and todo and previous.manifest.get("dim") != self.work.dim:
             # The same model name now gives vectors of another size: nothing can be reused.
             log.warning(
@@ -196,14 +201,14 @@ class _Build:
             previous.close()
             return self.run(None)
         if previous is not None and not todo and not removed and not self.full:
-            if (
-                seeds.changes()
-                or seeds.of(TOUCHED)
-                or _skips_differ(manifest, corpus, skipped_files)
-            ):
+            # Up to date: the build is not rewritten. A fresh clone's other file times only go
+            # to the stat cache; the manifest is refreshed only when what it records changed
+            # (skipped files, or a document's size missing from an old manifest).
+            if seeds.changes() or _skips_differ(manifest, corpus, skipped_files):
                 backend_for(self.settings).refresh(
-                    self.settings, previous, stats, corpus.skipped, skipped_files
+                    self.settings, previous, facts, corpus.skipped, skipped_files
                 )
+            _remember(cache, seeds, corpus)
             total = previous.manifest["counts"]["chunks"]
             return self._report(corpus, status, removed, total, 0, up_to_date=True)
         chunks = {}
@@ -218,7 +223,7 @@ class _Build:
                 doc.id,
                 doc.title,
                 doc.sha256,
-                {k: stats.get(doc.id, {}).get(k) for k in ("size", "mtime_ns")},
+                facts.get(doc.id, {"size": None}),
                 rows[doc.id],
                 format=doc.format,
                 extractor=doc.extractor,
@@ -229,7 +234,7 @@ class _Build:
             for doc in todo
         ]
         kept = {
-            d.id: {k: stats.get(d.id, {}).get(k) for k in ("size", "mtime_ns")}
+            d.id: facts.get(d.id, {"size": None})
             for d in corpus.documents
             if status[d.id] == "unchanged"
         }
@@ -247,6 +252,7 @@ class _Build:
             ),
         )
         Checkpoint(self.settings.index_dir).clear()
+        _remember(cache, seeds, corpus)
         total = written["counts"]["chunks"]
         return self._report(corpus, status, removed, total, len(vectors), resumed)
 
@@ -397,18 +403,32 @@ def read_corpus(
     )
 
 
-def _skipped_records(settings: Settings, corpus: Corpus, stats: dict) -> dict[str, dict]:
-    """Per skipped file (one the walk listed as a document): its stat as read, with the
-    extractor and limits it was tried with, so the next diff skips it again while unchanged."""
-    from .extract import format_of
-
+def _skipped_records(
+    settings: Settings, corpus: Corpus, seeds: SeedDiff, cache: StatCache
+) -> dict[str, dict]:
+    """Per skipped file (one the walk listed as a document): its size and sha256 as read, with
+    the extractor and limits it was tried with (``skip_record``), so the next diff skips it
+    again while unchanged. A file skipped again unchanged keeps its record."""
+    states = {f.doc_id: f for f in seeds.files}
     out = {}
     for name, _reason in corpus.skipped:
-        if name not in stats:
+        state = states.get(name)
+        if state is None:
             continue  # skipped by the walk (unsupported format, symlink): known by its reason
-        stat = stats[name] or _stat(Path(settings.seeds_dir) / name)
-        out[name] = {**stat, **extract_key(settings, format_of(name) or "")}
+        if state.status == SKIPPED and state.record is not None:
+            out[name] = state.record
+            continue
+        out[name] = skip_record(settings, name, state.path, cache, corpus.stats.get(name))
     return out
+
+
+def _remember(cache: StatCache, seeds: SeedDiff, corpus: Corpus) -> None:
+    """Save the stat cache with the files read by this build (each stat signature from the
+    same open as the bytes hashed), without files that left the seeds folder."""
+    for doc in corpus.documents:
+        cache.put(doc.id, corpus.stats.get(doc.id), doc.sha256)
+    cache.retain({f.doc_id for f in seeds.files})
+    cache.save()
 
 
 def _skips_differ(manifest: dict | None, corpus: Corpus, records: dict) -> bool:
@@ -416,14 +436,6 @@ def _skips_differ(manifest: dict | None, corpus: Corpus, records: dict) -> bool:
     return dict(corpus.skipped) != manifest.get("skipped") or records != manifest.get(
         "skipped_files"
     )
-
-
-def _stat(path: Path) -> dict:
-    try:
-        st = path.stat()
-    except OSError:
-        return {"size": None, "mtime_ns": None}
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 class _Meter:

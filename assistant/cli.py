@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
 from .config import Settings, settings_table
 from .errors import AssistantError, ConfigError
-from .types import Answer, counted
+from .types import Answer, BuildReport, counted
 
 
 def _plain_help() -> None:
@@ -77,8 +78,36 @@ def _handled(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(str(exc), 2)
         except OSError as exc:  # a full disk, a read-only folder...: one line, not a traceback
             _fail(str(exc), 1)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM during a build: 143
+            _fail("interrupted", 143 if isinstance(exc, Terminated) else 130)
+
+    return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while a build runs: it stops the build as Ctrl-C does (previous index kept)."""
+
+
+def _sigterm_interrupts(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``func`` with SIGTERM raising ``Terminated``: a build stopped by ``kill`` or a
+    service manager says "interrupted" and exits 143, as Ctrl-C says it and exits 130."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return func(*args, **kwargs)  # signal handlers belong to the main thread
+
+        def stop(signum: int, frame: Any) -> None:
+            raise Terminated
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     return wrapper
 
@@ -91,12 +120,7 @@ def _settings() -> Settings:
         raise  # unreachable
 
 
-_BOLD, _PLAIN = "\ue000", "\ue001"  # where bold starts and ends, until escaping is done
-_CONTROL = {
-    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-    for c in [*range(0x20), *range(0x7F, 0xA0), ord(_BOLD), ord(_PLAIN)]
-    if chr(c) not in "\n\t"
-}
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\t"}
 
 
 def _safe(text: str) -> str:
@@ -118,31 +142,37 @@ def _clip(text: str, n: int, left: bool = False) -> str:
 
 
 def render_text(answer: Answer, bold: Callable[[str], str] = str) -> str:
-    """The answer for a terminal: plain text (no Markdown marks), then its numbered excerpts;
-    ``bold`` styles the quote and the answering phrase (ANSI on a terminal, nothing in a pipe)."""
+    """The answer for a terminal: plain text (no Markdown marks), then its numbered excerpts.
+
+    Every piece of document text is escaped (``_safe``) on its own, then ``bold`` styles the
+    quote and the answering phrase: ANSI on a terminal, nothing in a pipe (``print_answer``).
+    No marker goes between the two steps, so none can be escaped or shown by mistake."""
     from .answer.render import split_quote
 
+    s = _safe
     if answer.mode == "extractive" and answer.kind == "fact" and not answer.abstained:
         quotes = []
         for c in answer.citations:
             before, phrase, after = split_quote(c)
             quotes.append(
-                f"“{before}{bold(phrase)}{after}” [{c.n}]" if phrase else f"“{before}” [{c.n}]"
+                f"“{s(before)}{bold(s(phrase))}{s(after)}” [{c.n}]"
+                if phrase
+                else f"“{s(before)}” [{c.n}]"
             )
         out = [" ".join(quotes)]
     else:
-        out = [answer.text]
+        out = [s(answer.text)]
     if answer.abstained:
         out[0] = "Not found in the documents. " + out[0]
     out.append("")
     if answer.query and answer.query != answer.question:
-        out += [f"searched for: {answer.query}", ""]
-    out += [f"note: {notice}" for notice in answer.notices] + ([""] if answer.notices else [])
+        out += [f"searched for: {s(answer.query)}", ""]
+    out += [f"note: {s(notice)}" for notice in answer.notices] + ([""] if answer.notices else [])
     if answer.abstained:
         if answer.passages:
             out.append("Closest matches:")
             out += [
-                f"- {p.title} ({p.source}, chars {p.start}-{p.end}): {_clip(p.text, 200)}"
+                s(f"- {p.title} ({p.source}, chars {p.start}-{p.end}): {_clip(p.text, 200)}")
                 for p in answer.passages[:3]
             ]
         return "\n".join(out).rstrip() + "\n"
@@ -151,11 +181,38 @@ def render_text(answer: Answer, bold: Callable[[str], str] = str) -> str:
     for c in answer.citations:
         a, b = c.start - c.passage_start, c.end - c.passage_start
         where = f"{c.locator}, " if c.locator else ""  # "p. 17, " for a PDF
-        out.append(f"[{c.n}] {c.title} ({c.source}, {where}chars {c.start}-{c.end})")
+        out.append(s(f"[{c.n}] {c.title} ({c.source}, {where}chars {c.start}-{c.end})"))
         before, after = _clip(c.passage[:a], 240, left=True), _clip(c.passage[b:], 240)
-        context = [before, bold(" ".join(c.quote.split())), after]
+        context = [s(before), bold(s(" ".join(c.quote.split()))), s(after)]
         out.append("    " + " ".join(part for part in context if part))
     return "\n".join(out).rstrip() + "\n"
+
+
+def _styled(stream: TextIO) -> bool:
+    """Bold for a terminal, unless ``NO_COLOR`` is set (https://no-color.org); not in a pipe."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no such method, or a closed stream
+        return False
+
+
+def print_answer(answer: Answer, file: TextIO | None = None) -> None:
+    """Write ``render_text(answer)`` to ``file`` (stdout): the answering phrase in ANSI bold on a
+    terminal, plain text in a pipe or with ``NO_COLOR``."""
+    stream = sys.stdout if file is None else file
+    if _styled(stream):
+        text = render_text(answer, lambda t: typer.style(t, bold=True) if t else t)
+        typer.echo(text, file=stream, nl=False, color=True)
+    else:
+        typer.echo(render_text(answer), file=stream, nl=False, color=False)
+
+
+def _echo_skipped(report: BuildReport) -> None:
+    """The files a build skipped, once each with its reason (the library logs them at INFO)."""
+    for name, reason in report.skipped:
+        typer.echo(_safe(f"skipped {name}: {reason}"), err=True)
 
 
 def _print_json(data: Any) -> None:
@@ -164,6 +221,7 @@ def _print_json(data: Any) -> None:
 
 @app.command()
 @_handled
+@_sigterm_interrupts
 def build(
     address: Annotated[
         str | None,
@@ -237,8 +295,7 @@ def build(
     if as_json:
         _print_json(report.to_dict())
         return
-    for name, reason in report.skipped:
-        typer.echo(_safe(f"skipped {name}: {reason}"), err=True)
+    _echo_skipped(report)
     for warning in report.warnings:
         typer.echo(f"warning: {_safe(warning)}", err=True)
     typer.echo(f"{report.summary()} ({report.total_chunks} chunks, {report.seconds:.1f}s)")
@@ -259,6 +316,9 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the passages that best match QUERY (hybrid dense + BM25 search)."""
+    from .validate import check_question
+
+    check_question(query, _settings().max_question_chars)  # before the model and the index
     from .retrieval import retrieve
 
     passages = retrieve(query, k=k, settings=_settings())
@@ -284,6 +344,9 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION with quoted, verified excerpts (or say the documents do not answer it)."""
+    from .validate import check_question
+
+    check_question(question, _settings().max_question_chars, "question")  # before the model
     from .answer import ask as ask_question
     from .sources import outdated_sources, with_outdated_notice
 
@@ -294,10 +357,7 @@ def ask(
     if as_json:
         _print_json(answer.to_dict())
         return
-    # Document text is escaped first; then the bold marks become the terminal's codes.
-    text = _safe(render_text(answer, lambda t: f"{_BOLD}{t}{_PLAIN}"))
-    bold_on, bold_off = typer.style("|", bold=True).split("|")
-    typer.echo(text.replace(_BOLD, bold_on).replace(_PLAIN, bold_off), nl=False)
+    print_answer(answer)
 
 
 @app.command()
@@ -352,7 +412,9 @@ def serve(
     if build_first:
         from .build import build_index
 
-        typer.echo(build_index(settings, wait=None).summary())
+        report = build_index(settings, wait=None)
+        _echo_skipped(report)
+        typer.echo(report.summary())
     from .app import launch
 
     launch(settings, host=host, port=port)

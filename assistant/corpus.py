@@ -32,7 +32,16 @@ class Corpus:
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    stats: dict[str, dict] = field(default_factory=dict)  # {id: size, mtime_ns as read}
+    stats: dict[str, dict] = field(default_factory=dict)  # {id: stat_signature as read}
+
+
+def stat_signature(st: os.stat_result) -> dict:
+    """What says a file is unchanged without reading it: its size, modification time and inode
+    change time, as git compares them. An edit whose size and mtime were put back (``cp -p``,
+    ``rsync -t``, ``os.utime``) still changes the ctime, which no one can set. A signature
+    recorded without ``ctime_ns`` (by an older version) never matches: the file is hashed once,
+    and nothing is re-embedded when its bytes are the same."""
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
 
 
 def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -40,7 +49,8 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
     skipped with their reason (unsupported formats included: no file is silently ignored).
 
     Symlinks are followed only when they resolve inside ``root``; hidden files and folders
-    (names starting with a dot) are ignored. Paths are plain strings and the walk uses
+    (names starting with a dot) are ignored, and so is an index folder inside ``root`` (see
+    ``is_index_folder``): its files are never documents. Paths are plain strings and the walk uses
     ``os.scandir`` file types, with no call per file: a folder of 37k seeds is listed in a
     fraction of a second, which every incremental build and stale check pays.
     """
@@ -58,6 +68,8 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
             skipped.append((prefix or ".", f"folder unreadable ({exc.strerror or exc})"))
+            continue
+        if prefix and is_index_folder(entries):
             continue
         for entry in entries:
             name = entry.name
@@ -105,6 +117,29 @@ def seed_files(root: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
     return found, skipped
 
 
+INDEX_POINTER = "CURRENT"  # store/layout.py: the index folder's pointer to its live build
+BUILD_PREFIX = "build-"  # store/layout.py: each complete build's folder
+
+
+def is_index_folder(entries: list[os.DirEntry]) -> bool:
+    """Whether a folder's entries are an index's (``ASSISTANT_INDEX_DIR``, see
+    ``store/layout.py``): a ``CURRENT`` file beside ``build-*`` folders, or a ``build-*`` folder
+    holding a ``manifest.json``. Named here, not imported, as the store imports this module."""
+    builds = []
+    pointer = False
+    for entry in entries:
+        try:
+            if entry.name == INDEX_POINTER and entry.is_file(follow_symlinks=False):
+                pointer = True
+            elif entry.name.startswith(BUILD_PREFIX) and entry.is_dir(follow_symlinks=False):
+                builds.append(entry.path)
+        except OSError:
+            continue
+    if not builds:
+        return False
+    return pointer or any(os.path.isfile(os.path.join(b, "manifest.json")) for b in builds)
+
+
 def _printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
@@ -121,7 +156,7 @@ def read_document(
 
     Plain files are read here; other formats are extracted by ``sandbox`` (a worker process
     with time and memory limits), or in this process when none is given. ``stat_out`` receives
-    the file's size and mtime from the same open as the bytes that were hashed: an edit made
+    the file's stat signature from the same open as the bytes that were hashed: an edit made
     after this read leaves the file different from what is recorded."""
     data = read_bytes(path, max_bytes, stat_out)
     if isinstance(data, str):
@@ -142,7 +177,7 @@ def read_bytes(
         with open(path, "rb") as handle:
             st = os.fstat(handle.fileno())
             if stat_out is not None:
-                stat_out.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+                stat_out.update(stat_signature(st))
             size = st.st_size
             if max_bytes is not None and size > max_bytes:
                 return f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise ASSISTANT_MAX_FILE_MB)"
@@ -261,9 +296,12 @@ def load_corpus(
             corpus.documents.append(result)
         else:
             corpus.skipped.append((doc_id, result))
+    # A build's report lists the skipped files (``assistant build`` and the web app show them
+    # from it), so they are logged as warnings only when the error below refers to them.
+    empty = require and not corpus.documents
     for name, reason in corpus.skipped:
-        log.warning("skipped %s: %s", name, reason)
-    if require and not corpus.documents:
+        log.log(logging.WARNING if empty else logging.INFO, "skipped %s: %s", name, reason)
+    if empty:
         if corpus.skipped:
             raise EmptyCorpusError(
                 f"no readable documents in {_shown_folder(root)} ({len(corpus.skipped)} "

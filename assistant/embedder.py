@@ -80,7 +80,12 @@ class SentenceTransformerEmbedder:
         self.dim = int(getter())
         self.max_tokens = int(self._model.max_seq_length)
         self._tokenizer = self._model.tokenizer
-        self._lock = threading.Lock()
+        # The model and its tokenizer are shared by every thread of the process (a web app's
+        # workers, a build beside them): each use of either is made under this lock. A fast
+        # tokenizer keeps its padding and truncation as state that each call sets: one called
+        # while another thread encodes makes "Unable to create tensor ... padding=True".
+        self._lock = threading.RLock()
+        self._special = frozenset(self._tokenizer.all_special_ids)
 
     def embed(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
@@ -105,11 +110,17 @@ class SentenceTransformerEmbedder:
         reader matches question and sentence word by word with them."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32), [], []
-        with self._lock:
+        with self._lock:  # the tokenizer too: see __init__
             outputs = self._model.encode(list(texts), batch_size=batch_size, output_value=None)
-        special = set(self._tokenizer.all_special_ids)
+            encodings = [
+                self._tokenizer(
+                    text, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True
+                )
+                for text in texts
+            ]
+        special = self._special
         vectors, tokens, spans = [], [], []
-        for text, out in zip(texts, outputs):
+        for out, enc in zip(outputs, encodings):
             v = out["sentence_embedding"].float().numpy()
             vectors.append(v / max(float(np.linalg.norm(v)), 1e-12))
             ids = out["input_ids"].tolist()
@@ -117,9 +128,6 @@ class SentenceTransformerEmbedder:
             m = out["token_embeddings"].float().numpy()[keep]
             m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
             tokens.append(m.astype(np.float16))
-            enc = self._tokenizer(
-                text, truncation=True, max_length=self.max_tokens, return_offsets_mapping=True
-            )
             spans.append(
                 [
                     tuple(o)
@@ -131,7 +139,9 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Wordpieces including the special tokens the model adds."""
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        with self._lock:  # see __init__
+            ids = self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"]
+        return len(ids)
 
     def fits(self, text: str) -> bool:
         return self.count_tokens(text) <= self.max_tokens

@@ -125,7 +125,9 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self._tokenizer.enable_truncation(self.max_tokens)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._lock = threading.Lock()
+        # The session and both tokenizers are shared by every thread of the process: each use
+        # is made under this lock (as in ``SentenceTransformerEmbedder``).
+        self._lock = threading.RLock()
 
     def embed(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
@@ -148,7 +150,9 @@ class OnnxEmbedder:
         return out
 
     def fits(self, text: str) -> bool:
-        return len(self._counter.encode(text).ids) <= self.max_tokens
+        with self._lock:
+            ids = self._counter.encode(text).ids
+        return len(ids) <= self.max_tokens
 
 
 @lru_cache(maxsize=2)

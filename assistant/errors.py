@@ -15,6 +15,13 @@ class ConfigError(AssistantError, ValueError):
     exit_code = 2
 
 
+class QuestionError(AssistantError, ValueError):
+    """A question or query that cannot be searched: empty (or only control characters), or
+    longer than ``ASSISTANT_MAX_QUESTION_CHARS``. Refused before anything is tokenized."""
+
+    exit_code = 2
+
+
 class EmptyCorpusError(AssistantError):
     """The seeds folder holds no readable document."""
 

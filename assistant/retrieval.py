@@ -17,7 +17,7 @@ from .errors import IncompatibleIndexError
 from .store import IndexStore, backend_for
 from .store.diff import diff, shown_changes
 from .types import Passage, Passages
-from .validate import check_k
+from .validate import check_k, check_question
 
 __all__ = ["Retriever", "retrieve", "fuse", "get_retriever"]
 
@@ -231,7 +231,7 @@ class Retriever:
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""
-        query = _check_query(query, k, self.settings.max_k)
+        query = _check_query(query, k, self.settings.max_k, self.settings.max_question_chars)
         index = self.index
         with index.in_use():  # a build swapped in meanwhile closes this one only afterwards
             passages = self._search(index, query, k)
@@ -260,7 +260,7 @@ class Retriever:
         self, query: str, n: int | None = None, index: IndexStore | None = None
     ) -> list[_Hit]:
         """Every candidate chunk for ``query``, fused and best first (``n`` per side)."""
-        query = _check_query(query, 1)
+        query = _check_query(query, 1, max_chars=self.settings.max_question_chars)
         s = self.settings
         index = index or self.index
         n = s.candidates if n is None else n
@@ -276,16 +276,14 @@ class Retriever:
         return embedding_text(passage.title, passage.text, self.settings.embed_titles)
 
 
-def _check_query(query: str, k: int, max_k: int | None = None) -> str:
+def _check_query(query: str, k: int, max_k: int | None = None, max_chars: int | None = None) -> str:
+    """``query`` cleaned for searching (see ``validate.check_question``), after checking ``k``.
+    A query over ``max_chars`` (``ASSISTANT_MAX_QUESTION_CHARS`` when None), empty, or made
+    only of control characters is refused with ``QuestionError`` before anything tokenizes it."""
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, not {type(query).__name__}")
     check_k(k, max_k)
-    # Lone surrogates (JSON "\\ud800" decodes to one) break the model's tokenizer: replace them.
-    cleaned = query.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    cleaned = cleaned.replace("\x00", " ").strip()
-    if not cleaned:
-        raise ValueError("query is empty: ask about something in the documents")
-    return cleaned
+    return check_question(query, max_chars, "query")
 
 
 _retrievers: dict[str, Retriever] = {}

@@ -3,7 +3,7 @@
 - ``.txt``/``.md``: the file on disk, as before (``file[start:end] == quote``).
 - PDF, DOCX, HTML, EPUB: the text the build extracted and stored in the index (``extracted``
   table of the chunk store), as long as the file on disk is still the one it was extracted
-  from (same size and mtime, or same sha256). A changed or deleted file fails verification,
+  from (same size, mtime and ctime, or same sha256). A changed or deleted file fails verification,
   as a changed text file does.
 
 An index registers itself here when it is loaded (``register``), keyed by its seeds folder, so
@@ -34,6 +34,7 @@ class Stored:
     sha256: str
     size: int | None
     mtime_ns: int | None
+    ctime_ns: int | None = None  # None in an index built before ctimes were recorded
 
 
 class Store(Protocol):
@@ -42,7 +43,7 @@ class Store(Protocol):
 
 _lock = threading.Lock()
 _stores: dict[str, list[weakref.ref]] = {}
-_hashes: dict[tuple[str, int, int], str] = {}
+_hashes: dict[tuple[str, int, int, int], str] = {}
 
 
 def register(seeds_dir: Path | str, store: Store) -> None:
@@ -78,9 +79,12 @@ def stored_text(seeds_dir: Path | str, doc_id: str) -> str | None:
             continue
         if record is None or record.text is None:
             continue
-        if (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns) or _sha256(
-            path, st
-        ) == record.sha256:
+        same_stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns) == (
+            record.size,
+            record.mtime_ns,
+            record.ctime_ns,
+        )
+        if same_stat or _sha256(path, st) == record.sha256:
             return record.text
     return None
 
@@ -120,7 +124,7 @@ def with_outdated_notice(answer: Answer, outdated: set[str]) -> Answer:
 
 
 def _sha256(path: Path, st: os.stat_result) -> str:
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _lock:
         if key in _hashes:
             return _hashes[key]

@@ -13,21 +13,44 @@ import json
 import os
 import re
 import statistics
+import sys
 from pathlib import Path
+from typing import NoReturn, TextIO
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ASSISTANT_BENCH_DATA", REPO.parent / "shared" / "data"))
 CACHE = Path(os.environ.get("ASSISTANT_BENCH_CACHE", REPO / ".cache" / "bench"))
 
 
+def missing_data(path: Path) -> NoReturn:
+    """Exit with one line naming the benchmark data that is not there (no traceback)."""
+    where = f" (no folder {DATA})" if not DATA.is_dir() else ""
+    sys.exit(
+        f"benchmark data not found: {path}{where}; the benchmarks read the public data sets "
+        "(scifact/, squad/, squad2/; see BENCHMARKS.md) from ../shared/data, or from the "
+        "folder ASSISTANT_BENCH_DATA names"
+    )
+
+
+def open_data(path: Path) -> TextIO:
+    """``path`` opened for reading (UTF-8); a missing file of the benchmark data (under
+    ``DATA``) exits with one line naming it instead of a ``FileNotFoundError`` traceback."""
+    try:
+        return open(path, encoding="utf-8")
+    except FileNotFoundError:
+        if Path(path).resolve().is_relative_to(DATA.resolve()):
+            missing_data(Path(path))
+        raise
+
+
 def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
+    with open_data(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as handle:
+    with open_data(path) as handle:
         next(handle)
         for line in handle:
             qid, did, score = line.rstrip("\n").split("\t")
@@ -186,7 +209,7 @@ def normalize(text: str) -> str:
 
 def squad2_articles() -> list[dict]:
     """The 16 articles of the shared SQuAD 2.0 dev part 1, in the official JSON layout."""
-    with open(DATA / "squad2" / "dev-v2.0-part1.json", encoding="utf-8") as handle:
+    with open_data(DATA / "squad2" / "dev-v2.0-part1.json") as handle:
         return json.load(handle)["data"]
 
 

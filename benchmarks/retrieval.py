@@ -440,8 +440,8 @@ def main() -> None:
         }.items()
         if v is not None
     }
+    queries, qrels = load_split(args.split)  # first: missing data is said before any work
     settings, _, retriever, chunk_doc, rows = open_index(overrides)
-    queries, qrels = load_split(args.split)
     print(
         f"SciFact {args.split} (store {settings.store}): {len(queries)} queries, "
         f"{len(chunk_doc)} chunks of "

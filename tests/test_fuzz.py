@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from assistant.build import build_index
 from assistant.chunking import Chunker, split_sentences
 from assistant.config import Settings
 from assistant.corpus import load_corpus
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, QuestionError
 from assistant.retrieval import Retriever
 from assistant.store import open_index as load_index
 from assistant.tokens import get_encoding
@@ -175,13 +176,23 @@ def test_non_text_and_empty_queries_are_typed_errors(served, bad):
         ask(bad, settings=s, retriever=retriever)
 
 
-def test_one_megabyte_queries(served):
+def test_one_megabyte_queries_are_refused_at_once(served):
+    """Over ASSISTANT_MAX_QUESTION_CHARS (issue 26): a typed one-line error before anything is
+    tokenized (a 5 MB question once kept a worker busy for minutes); the longest accepted
+    question still gets passages and an answer."""
     s, retriever = served
     for query in ["troops " * 150_000, "x" * 1_000_000, "👍🏽" * 250_000]:
-        passages = retriever.search(query, k=3)
-        assert len(passages) <= 3
-        answer = ask(query, settings=s, retriever=retriever)
-        assert all(verify_citation(c, s.seeds_dir) for c in answer.citations)
+        started = time.perf_counter()
+        with pytest.raises(QuestionError, match="ASSISTANT_MAX_QUESTION_CHARS") as search_error:
+            retriever.search(query, k=3)
+        with pytest.raises(QuestionError, match="ASSISTANT_MAX_QUESTION_CHARS"):
+            ask(query, settings=s, retriever=retriever)
+        assert time.perf_counter() - started < 2  # generous: measured in milliseconds
+        assert "\n" not in str(search_error.value)
+    longest = ("troops parade " * 200)[: s.max_question_chars]
+    assert len(retriever.search(longest, k=3)) <= 3
+    answer = ask(longest, settings=s, retriever=retriever)
+    assert all(verify_citation(c, s.seeds_dir) for c in answer.citations)
 
 
 # ------------------------------------------------------------------------- hostile seed folders

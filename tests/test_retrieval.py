@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from assistant.build import build_index
+from assistant.errors import QuestionError
 from assistant.retrieval import Retriever, _Hit, fuse, merge_overlaps
 from assistant.types import Passage
 
@@ -83,8 +84,13 @@ def test_bad_inputs(seeded, fake_embedder):
         retriever.search("the", k=10_000)
     everything = retriever.search("the", k=retriever.settings.max_k)
     assert 1 <= len(everything) <= retriever.index.size
-    for weird in ["北京 🚀 مرحبا", "\x00\x01 troops", "troops " * 5000]:
+    for weird in ["北京 🚀 مرحبا", "\x00\x01 troops", "\x1b[31mtroops\x1b[0m", "troops " * 285]:
         assert isinstance(retriever.search(weird, k=2), list)
+    for blank in ["\x00\x01\x1b", "\x7f\x85\u200b", "\x1b" * 3]:  # as if empty
+        with pytest.raises(QuestionError, match="empty"):
+            retriever.search(blank)
+    with pytest.raises(QuestionError, match="ASSISTANT_MAX_QUESTION_CHARS"):
+        retriever.search("troops " * 300)  # 2,100 characters: over the default 2,000
 
 
 def test_reloads_after_a_rebuild(seeded, fake_embedder):

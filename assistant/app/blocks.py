@@ -18,8 +18,10 @@ from ..config import Settings
 from ..documents import DocumentError
 from ..errors import AssistantError, IndexLockedError
 from ..sources import outdated_sources, with_outdated_notice
+from ..validate import check_question
 from .examples import example_questions
 from .render import (
+    _clip,
     _esc,
     render_answer,
     render_documents,
@@ -97,8 +99,15 @@ def build_app(settings: Settings | None = None) -> Any:
         message = (message or "").strip()
         chat = list(chat or [])
         turns = list(turns or [])
-        if not message:
-            yield gr.skip(), chat, turns, gr.skip()
+        try:  # at once, before anything tokenizes it (ASSISTANT_MAX_QUESTION_CHARS)
+            check_question(message, settings.max_question_chars, "question")
+        except (AssistantError, ValueError) as exc:
+            if len(message) <= settings.max_question_chars:  # nothing visible: as if empty
+                yield gr.skip(), chat, turns, gr.skip()
+                return
+            chat.append({"role": "user", "content": render_question(_clip(message, 300))})
+            chat.append({"role": "assistant", "content": render_error(str(exc))})
+            yield gr.skip(), list(chat), list(turns), saved_chat(chat, turns)  # kept to edit
             return
         chat.append({"role": "user", "content": render_question(message)})
         chat.append({"role": "assistant", "content": render_partial("")})
@@ -246,7 +255,8 @@ def build_app(settings: Settings | None = None) -> Any:
         """Answer a question from the documents. ``history``: earlier ``[question, answer]``
         pairs. Returns the answer as data: text with [n] markers, citations (source, title,
         start, end, quote, passage, page, locator), passages, abstained, query."""
-        try:
+        try:  # the length is checked at once, with this app's settings
+            check_question(question, settings.max_question_chars, "question")
             result = ask(question, history, settings)
             return with_outdated_notice(
                 result, outdated_sources(result, settings.seeds_dir)

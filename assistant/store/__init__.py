@@ -90,7 +90,8 @@ class StoreBackend(Protocol):
     def refresh(
         self, settings: Settings, previous: Any, stats: dict, skipped: Any, skipped_files: dict
     ) -> dict:
-        """Rewrite only the live manifest's file stats and skipped files."""
+        """Rewrite only the live manifest's file facts (``{id: {"size"}}``: no file times,
+        which stay in the local stat cache) and skipped files; nothing when they are the same."""
         ...
 
     def status(self, settings: Settings) -> tuple[str, dict] | None:

@@ -1,10 +1,16 @@
 """The one comparison of the seeds folder with a build's manifest, used by the build (what to
 read and embed) and by the stale check (what the index does not cover yet).
 
-Stat first, hash only when the stat differs: an unchanged folder costs one ``stat`` per file.
-A file's recorded stat always comes from the same open as the bytes that were hashed (see
-``corpus.read_document``), so a file edited while a build runs differs from its record and is
-seen as changed by the next build. Skipped files are compared by the same rule: their stat,
+The manifest records what a file holds (sha256, size), never when or where it was written: it
+may be committed, and a clone has other file times. Which stat each file had when it was last
+hashed is kept beside it, in the local stat cache (``statcache``, git-ignored). Stat first,
+hash only when the stat signature differs from the cached one: an unchanged folder costs one
+``stat`` per file; a fresh clone (no cache) hashes each file once, and when the bytes are the
+ones recorded nothing is written but the cache. The signature is size, mtime and ctime
+(``corpus.stat_signature``, as git does), so an edit whose mtime was put back is still seen.
+A file's cached stat always comes from the same open as the bytes that were hashed (see
+``corpus.read_document``), so a file edited while a build runs differs from it and is seen as
+changed by the next build. Skipped files are compared by their size and sha256 (``skip_record``)
 plus the extractor and limits they were tried with.
 """
 
@@ -17,13 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..config import Settings
-from ..corpus import seed_files
+from ..corpus import seed_files, stat_signature
 from ..errors import EmptyCorpusError
 from ..extract import extractor_version, format_of, is_plain
+from .statcache import StatCache
 
 # A file's status against the manifest.
-UNCHANGED = "unchanged"  # same stat as recorded
-TOUCHED = "touched"  # another mtime, same bytes (sha256): only the recorded stat is refreshed
+UNCHANGED = "unchanged"  # same stat signature as when it was last hashed (the stat cache)
+TOUCHED = "touched"  # another stat (or none cached: a fresh clone), same bytes: only the cache
 CHANGED = "changed"  # to read again (edited, or its extractor or the size limit changed)
 NEW = "new"  # not in the manifest
 SKIPPED = "skipped"  # skipped before, unchanged since: skipped again for the same reason
@@ -34,8 +41,9 @@ class FileState:
     doc_id: str
     path: str
     status: str
-    stat: dict | None = None  # for UNCHANGED / TOUCHED / SKIPPED: the stat to record
+    stat: dict | None = None  # for UNCHANGED / TOUCHED: its stat signature (the stat cache's)
     reason: str = ""  # for SKIPPED: the recorded reason
+    record: dict | None = None  # for SKIPPED: the manifest's record of the skip, kept as it is
 
 
 @dataclass
@@ -66,10 +74,6 @@ class SeedDiff:
         """How many documents the index lacks or has an old version of (new, changed, removed)."""
         return len(self.of(NEW, CHANGED)) + len(self.removed) + len(self.new_walk_skipped)
 
-    def manifest_only(self) -> bool:
-        """Only recorded stats are out of date (touched files): no document to read."""
-        return not self.changes() and bool(self.of(TOUCHED))
-
 
 def extract_key(settings: Settings, fmt: str) -> dict:
     """What a skip depends on besides the file: the extractor and the limits it ran under."""
@@ -81,7 +85,7 @@ def extract_key(settings: Settings, fmt: str) -> dict:
 
 
 def hash_file(path: str) -> tuple[str, dict] | None:
-    """sha256 of the file and the stat of the same open (None if unreadable)."""
+    """sha256 of the file and the stat signature of the same open (None if unreadable)."""
     try:
         with open(path, "rb") as handle:
             st = os.fstat(handle.fileno())
@@ -90,12 +94,59 @@ def hash_file(path: str) -> tuple[str, dict] | None:
                 digest.update(block)
     except OSError:
         return None
-    return digest.hexdigest(), {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return digest.hexdigest(), stat_signature(st)
 
 
-def diff(settings: Settings, manifest: Mapping | None) -> SeedDiff:
-    """Compare ``settings.seeds_dir`` with ``manifest`` (None: everything is new)."""
-    manifest = manifest or {}
+def skip_record(
+    settings: Settings, doc_id: str, path: str, cache: StatCache, read: dict | None = None
+) -> dict:
+    """What a skipped file is compared by the next time (recorded in the manifest, so nothing
+    of this machine's): its size and sha256, and the extractor and limits it was tried with.
+    The sha256 is None for a file over the size limit (its reason depends on its size only), one
+    that is not a regular file or cannot be read. ``read``: the stat signature of the read that
+    decided the skip; a file that no longer has it is recorded without a size, so that the
+    next build tries it again."""
+    size = sha = None
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat_module.S_ISREG(st.st_mode):  # a FIFO would block the hash
+        size = st.st_size
+        if size <= int(settings.max_file_mb * 1e6):
+            sha = cached_sha256(doc_id, path, st, cache)
+        if read and stat_signature(st) != read:
+            size = None
+    return {"size": size, "sha256": sha, **extract_key(settings, format_of(doc_id) or "")}
+
+
+def cached_sha256(doc_id: str, path: str, st: os.stat_result, cache: StatCache) -> str | None:
+    """The file's sha256: from the stat cache while its stat signature is the cached one, else
+    hashed (and cached). None if it cannot be read."""
+    sha = cache.sha256(doc_id, stat_signature(st))
+    if sha is not None:
+        return sha
+    hashed = hash_file(path)
+    if hashed is None:
+        return None
+    cache.put(doc_id, hashed[1], hashed[0])
+    return hashed[0]
+
+
+def diff(settings: Settings, manifest: Mapping | None, cache: StatCache | None = None) -> SeedDiff:
+    """Compare ``settings.seeds_dir`` with ``manifest`` (None: everything is new).
+
+    ``cache``: the stat cache to use and fill (the build passes its own and saves it); without
+    one, the index folder's is loaded and, if a file had to be hashed, saved again."""
+    own = cache is None
+    cache = StatCache.load(settings) if cache is None else cache
+    out = _diff(settings, manifest or {}, cache)
+    if own:
+        cache.save()
+    return out
+
+
+def _diff(settings: Settings, manifest: Mapping, cache: StatCache) -> SeedDiff:
     recorded: Mapping[str, dict] = manifest.get("documents", {})
     reasons: Mapping[str, str] = manifest.get("skipped", {})
     tried: Mapping[str, dict] = manifest.get("skipped_files", {})
@@ -113,14 +164,19 @@ def diff(settings: Settings, manifest: Mapping | None) -> SeedDiff:
         present.add(doc_id)
         info = recorded.get(doc_id)
         if info is not None:
-            out.files.append(_compare(doc_id, path, info, max_bytes))
+            out.files.append(_compare(doc_id, path, info, max_bytes, cache))
             continue
         attempt = tried.get(doc_id)
-        if attempt is not None and doc_id in reasons:
-            now = {**_stat(path), **extract_key(settings, format_of(doc_id) or "")}
-            if now == attempt:
-                out.files.append(FileState(doc_id, path, SKIPPED, attempt, reasons[doc_id]))
-                continue
+        # A record of an older build (a file stat, no sha256) never matches: tried again.
+        if (
+            attempt is not None
+            and doc_id in reasons
+            and skip_record(settings, doc_id, path, cache) == attempt
+        ):
+            out.files.append(
+                FileState(doc_id, path, SKIPPED, reason=reasons[doc_id], record=attempt)
+            )
+            continue
         edited = attempt is not None or doc_id in reasons  # skipped before: retry it
         out.files.append(FileState(doc_id, path, CHANGED if edited else NEW))
     out.removed = sorted(set(recorded) - present)
@@ -129,7 +185,7 @@ def diff(settings: Settings, manifest: Mapping | None) -> SeedDiff:
     return out
 
 
-def _compare(doc_id: str, path: str, info: dict, max_bytes: int) -> FileState:
+def _compare(doc_id: str, path: str, info: dict, max_bytes: int, cache: StatCache) -> FileState:
     try:
         st = os.stat(path)
     except OSError:
@@ -142,21 +198,17 @@ def _compare(doc_id: str, path: str, info: dict, max_bytes: int) -> FileState:
         or info.get("extractor", "") != (extractor_version(fmt) if not is_plain(fmt) else "")
     ):
         return FileState(doc_id, path, CHANGED)
-    now = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    if st.st_mtime_ns == info.get("mtime_ns"):
+    now = stat_signature(st)
+    cached = cache.sha256(doc_id, now)
+    if cached is not None and cached == info.get("sha256"):
         return FileState(doc_id, path, UNCHANGED, now)
     hashed = hash_file(path)
-    if hashed is None or hashed[0] != info.get("sha256") or hashed[1]["size"] != st.st_size:
+    if hashed is None:
+        return FileState(doc_id, path, CHANGED)
+    cache.put(doc_id, hashed[1], hashed[0])  # what the file holds, whatever the manifest says
+    if hashed[0] != info.get("sha256") or hashed[1]["size"] != st.st_size:
         return FileState(doc_id, path, CHANGED)
     return FileState(doc_id, path, TOUCHED, hashed[1])
-
-
-def _stat(path: str) -> dict:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return {"size": None, "mtime_ns": None}
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def shown_changes(changes: list[str], n: int = 5) -> str:

@@ -105,6 +105,7 @@ class LoadedIndex(Retirable):
                     sha256=info["sha256"],
                     size=info.get("size"),
                     mtime_ns=info.get("mtime_ns"),
+                    ctime_ns=info.get("ctime_ns"),
                 )
         with self._db_lock:
             if len(self._stored) > 4096:

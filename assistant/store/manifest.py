@@ -1,8 +1,10 @@
 """The build's manifest: what was built and how, checked before anything is reused or read.
 
 ``manifest.json`` records the format, model, vector size, embedding backend, encoding and
-chunk settings (``BuildKey``), the segments, per-document sha256 / chunk count / file stat /
-segment, the skipped files, per-file size and crc32, and a sha256 of its own text.
+chunk settings (``BuildKey``), the segments, per-document sha256 / size / chunk count /
+segment, the skipped files, per-file size and crc32, and a sha256 of its own text. Nothing
+of one machine (file times, inodes: ``MACHINE_FIELDS``): a committed index stays the same in
+every clone; the local stat cache (``statcache``) keeps those.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from .layout import CHUNKS, FIX, FIX_FULL, MANIFEST, VECTORS, segment_file
 FORMAT_VERSION = 4  # 2: BM25 as raw postings, per-block crc32; 3: segments; 4: extracted texts
 READABLE_FORMATS = (2, 3, 4)  # older builds hold only plain-text documents: read as they are
 DEFAULT_BACKEND = "torch"
+# A file's facts of this machine only: never recorded in a manifest (a clone has other ones);
+# dropped from an older build's document entries when they are carried over.
+MACHINE_FIELDS = frozenset({"mtime_ns", "ctime_ns", "atime_ns", "ino", "dev"})
+
+
+def content_entry(entry: dict) -> dict:
+    """A document's manifest entry without ``MACHINE_FIELDS`` (an older build recorded some)."""
+    return {k: v for k, v in entry.items() if k not in MACHINE_FIELDS}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ class DocumentRows:
     id: str
     title: str
     sha256: str
-    stat: dict
+    stat: dict  # the file's facts as read: only its size is recorded (no times: a clone differs)
     rows: list[tuple[int, int, int, str]]
     format: str = "txt"
     extractor: str = ""
@@ -33,7 +33,7 @@ class DocumentRows:
     marks: tuple = ()
 
     def manifest_entry(self) -> dict:
-        entry = {"sha256": self.sha256, "title": self.title, **self.stat}
+        entry = {"sha256": self.sha256, "title": self.title, "size": self.stat.get("size")}
         if not is_plain(self.format):  # plain formats are told by the file name
             entry["format"] = self.format
         if self.extractor:
@@ -54,7 +54,7 @@ class BuildInput:
     docs: Sequence[DocumentRows]
     vectors: np.ndarray
     previous: Any = None
-    kept: dict[str, dict] = field(default_factory=dict)  # {doc id: file stat}
+    kept: dict[str, dict] = field(default_factory=dict)  # {doc id: file facts ({"size"})}
     skipped: Sequence[tuple[str, str]] = ()
     skipped_files: dict[str, dict] = field(default_factory=dict)
     source: dict | None = None  # what the build was made from (default: the seeds folder)

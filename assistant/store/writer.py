@@ -1,5 +1,5 @@
 """Write a complete build from new document rows and the previous build's segments, then
-swap it in; or refresh only the manifest's recorded file stats."""
+swap it in; or refresh only the manifest's recorded file facts and skipped files."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from .layout import (
 from .manifest import (
     FORMAT_VERSION,
     check_compatible,
+    content_entry,
     package_version,
     read_manifest,
     write_manifest,
@@ -68,7 +69,7 @@ def write_build(settings: Settings, build: BuildInput) -> tuple[Path, dict]:
     ``settings.index_dir`` and swap it in. Used by every build, and by benchmarks/scale.py to
     write indexes from given vectors.
 
-    With ``previous``, the documents in ``kept`` (``{id: file stat}``) are carried over from it
+    With ``previous``, the documents in ``kept`` (``{id: file facts}``) are carried over from it
     without re-embedding or re-tokenizing: their chunk ids come first, in their old order, and
     ``docs`` follow. The build is a list of segments (see ``plan_segments``): a previous segment
     whose documents are all kept is hard-linked into the new build, not rewritten, and ``docs``
@@ -107,7 +108,7 @@ def write_build(settings: Settings, build: BuildInput) -> tuple[Path, dict]:
                 entry = (
                     {**doc.manifest_entry(), "chunks": n}
                     if doc is not None
-                    else {**old_docs[doc_id], **kept[doc_id]}
+                    else content_entry({**old_docs[doc_id], **kept[doc_id]})
                 )
                 manifest_docs[doc_id] = {**entry, "first_chunk": row + first, "segment": name}
             segments.append({"name": name, "chunks": item.size, "index": info})
@@ -154,13 +155,17 @@ def refresh_manifest(
     skipped: Sequence[tuple[str, str]],
     skipped_files: dict[str, dict],
 ) -> dict:
-    """Rewrite only the manifest's recorded file stats and skipped files (same content)."""
+    """Rewrite only the manifest's recorded file facts (``stats``: ``{id: {"size"}}``) and
+    skipped files (same content); not at all when they are the ones recorded."""
     manifest = dict(previous.manifest)
     manifest["documents"] = {
-        d: {**info, **stats.get(d, {})} for d, info in previous.manifest["documents"].items()
+        d: {**content_entry(info), **stats.get(d, {})}
+        for d, info in previous.manifest["documents"].items()
     }
     manifest["skipped"] = dict(skipped)
     manifest["skipped_files"] = skipped_files
+    if manifest == previous.manifest:
+        return manifest
     try:
         write_manifest(previous.build / MANIFEST, manifest)
     except OSError as exc:

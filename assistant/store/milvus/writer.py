@@ -25,7 +25,7 @@ from ...corpus import sha256_bytes
 from ...errors import IndexLockedError, IndexWriteError
 from ..layout import new_build_id
 from ..loaded import marks_over
-from ..manifest import FORMAT_VERSION, package_version
+from ..manifest import FORMAT_VERSION, content_entry, package_version
 from ..planner import BuildInput
 from .client import (
     TEXT_BYTES,
@@ -147,7 +147,9 @@ def _write(settings: Settings, build: BuildInput) -> tuple[str, dict]:
         for t in set(terms):
             dfs[t] -= 1
 
-    manifest_docs: dict[str, dict] = {d: {**old_docs[d], **stat} for d, stat in kept.items()}
+    manifest_docs: dict[str, dict] = {
+        d: content_entry({**old_docs[d], **facts}) for d, facts in kept.items()
+    }
     at = 0
     batch: list[dict] = []
     for doc in docs:
@@ -268,15 +270,19 @@ def _after_switch(
 def refresh_manifest(
     previous: MilvusPrevious, settings: Settings, stats, skipped, skipped_files
 ) -> dict:  # noqa: ANN001, E501
-    """Rewrite only the manifest's recorded file stats and skipped files (same rows)."""
-    client = connect(settings)
-    meta = meta_name(settings)
+    """Rewrite only the manifest's recorded file facts (``{id: {"size"}}``) and skipped files
+    (same rows); not at all when they are the ones recorded."""
     manifest = dict(previous.manifest)
     manifest["documents"] = {
-        d: {**info, **stats.get(d, {})} for d, info in previous.manifest["documents"].items()
+        d: {**content_entry(info), **stats.get(d, {})}
+        for d, info in previous.manifest["documents"].items()
     }
     manifest["skipped"] = dict(skipped)
     manifest["skipped_files"] = skipped_files
+    if manifest == previous.manifest:
+        return manifest
+    client = connect(settings)
+    meta = meta_name(settings)
     old_key = previous.pointer["manifest"]
     tag, rev = old_key.rsplit(":", 1)
     key = f"{tag}:{int(rev) + 1}"
