@@ -313,9 +313,9 @@ def test_api_endpoints_via_gradio_client_and_live_reload(seeded, fake_model):
         source = (seeded.seeds_dir / cit["source"]).read_text(encoding="utf-8")
         assert source[cit["start"] : cit["end"]] == cit["quote"]
 
-        # The README's three-line example, run as written against this server.
-        readme = (REPO / "README.md").read_text(encoding="utf-8")
-        section = readme.split("## Web chat", 1)[1].split("\n## ", 1)[0]
+        # The three-line example of docs/web-app.md, run as written against this server.
+        doc = (REPO / "docs" / "web-app.md").read_text(encoding="utf-8")
+        section = doc.split("\n## HTTP API\n", 1)[1].split("\n## ", 1)[0]
         example = section.split("```python\n", 1)[1].split("```", 1)[0]
         assert len(example.strip().splitlines()) == 3 and "gradio_client" in example
         printed = io.StringIO()
