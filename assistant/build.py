@@ -307,6 +307,8 @@ class _Build:
             checkpoint.save(done)
             meter.add(len(texts[i]))
         meter.close()
+        if checkpoint.problem:  # said only if the build completes (else its error says it)
+            self.warnings.append(checkpoint.problem)
         rows = {d.id: [(c.start, c.end, c.n_tokens, c.text) for c in chunks[d.id]] for d in docs}
         parts = [np.asarray(vectors[d.id], np.float32) for d in docs]
         matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)

@@ -101,7 +101,14 @@ def delete_document(doc_id: str, settings: Settings) -> Path:
 
 
 def add_document_route(app: Any, settings: Settings, prefix: str = "/document") -> None:
-    """``GET <prefix>/<id>`` on the web app (Starlette): a seed document's file, nothing else.
+    """Add ``document_route`` first among the routes of a running Starlette ``app`` (the web
+    app gives it to the app before the server starts: see ``app.server.launch``)."""
+    app.router.routes.insert(0, document_route(settings, prefix))
+
+
+def document_route(settings: Settings, prefix: str = "/document") -> Any:
+    """``GET <prefix>/<id>`` on the web app (a Starlette route): a seed document's file,
+    nothing else.
 
     The id must be exactly one of the seed documents (``documents.document_file``): no path is
     built from the request, so ``..``, absolute paths and other files cannot be reached. PDFs
@@ -124,4 +131,4 @@ def add_document_route(app: Any, settings: Settings, prefix: str = "/document") 
             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
         )
 
-    app.router.routes.insert(0, Route(prefix + "/{doc_id:path}", serve, methods=["GET"]))
+    return Route(prefix + "/{doc_id:path}", serve, methods=["GET"])

@@ -214,3 +214,82 @@ def test_milvus_lite_serves_one_process_at_a_time(milvus):
     assert free.returncode == 0, free.stderr
     info = json.loads(free.stdout)
     assert info["built"] and info["chunks"] == open_index(milvus).size
+
+
+def _chunks(settings):
+    index = open_index(settings)
+    rows = index.chunk_rows(index.chunk_ids())
+    return [(i, *row[:4]) for i, row in sorted(rows.items())]
+
+
+def test_a_full_rebuild_gives_the_chunk_ids_of_a_clean_build(milvus, monkeypatch):
+    """``build --full`` over a live build writes the pair's other collection (ids from 0, as a
+    clean build and the embedded store) and drops the replaced one; an incremental build then
+    adds to it, and a full rebuild killed before its switch leaves a collection the next build
+    drops."""
+    import assistant.store.milvus.writer as writer
+    from assistant.store.milvus.client import collection_pair
+
+    first, second = collection_pair(milvus, 64)
+    build_index(milvus, embedder=FakeEmbedder())
+    clean = _chunks(milvus)
+    assert clean[0][0] == 0 and [r[0] for r in clean] == list(range(len(clean)))
+    assert {r[1] for r in clean} == {"cats.txt", "news.txt", "notes/bread.md"}
+    for collection in (second, first):  # and back again
+        build_index(milvus, embedder=FakeEmbedder(), full=True)
+        assert open_index(milvus).manifest["milvus"]["collection"] == collection
+        assert _chunks(milvus) == clean
+        assert set(_client(milvus).list_collections()) == {collection, "assistant_meta"}
+        assert open_index(milvus).manifest["next_id"] == len(clean)
+    write(milvus, "owls.txt", "Owls hunt at night.")
+    assert build_index(milvus, embedder=FakeEmbedder()).new == 1  # adds to the live one
+    assert open_index(milvus).manifest["milvus"]["collection"] == first
+    assert _chunks(milvus) == [*clean, (len(clean), "owls.txt", 0, 19, "Owls hunt at night.")]
+
+    def fail(*args, **kwargs):
+        raise OSError("milvus went away (simulated)")
+
+    monkeypatch.setattr(writer, "put_row", fail)  # killed at the switch
+    with pytest.raises(IndexWriteError, match="previous index is intact"):
+        build_index(milvus, embedder=FakeEmbedder(), full=True)
+    assert set(_client(milvus).list_collections()) == {first, second, "assistant_meta"}
+    assert open_index(milvus).manifest["milvus"]["collection"] == first
+    monkeypatch.undo()
+    monkeypatch.setenv("ASSISTANT_STORE", "milvus")
+    write(milvus, "owls.txt", "Owls hunt at night and sleep by day.")
+    assert build_index(milvus, embedder=FakeEmbedder()).changed == 1
+    assert set(_client(milvus).list_collections()) == {first, "assistant_meta"}
+    (milvus.seeds_dir / "owls.txt").unlink()
+    build_index(milvus, embedder=FakeEmbedder(), full=True)
+    assert _chunks(milvus) == clean
+
+
+def test_a_full_rebuild_waits_for_searches_of_the_replaced_collection(milvus):
+    """The replaced collection is dropped only once this process's searches begun before the
+    switch are done (at most a bounded wait)."""
+    import threading
+    import time
+
+    from assistant.store import backend_for
+
+    build_index(milvus, embedder=FakeEmbedder())
+    old = open_index(milvus)
+    done, found = threading.Event(), []
+
+    def hold():
+        with old.in_use():
+            deadline = time.monotonic() + 60
+            while backend_for(milvus).current(milvus) == old.name and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.3)  # switched: still reading the old build
+            ids = old.lexical_search("troops parade", 5)[1]
+            found.append(old.chunk_rows(ids))
+        done.set()
+
+    reader = threading.Thread(target=hold)
+    reader.start()
+    build_index(milvus, embedder=FakeEmbedder(), full=True)
+    waited = done.is_set()
+    reader.join(60)
+    assert waited and found and found[0]
+    assert old.collection not in _client(milvus).list_collections()

@@ -480,6 +480,89 @@ def test_disk_full_in_the_cli_is_one_clear_line(seeded, fake_embedder, tmp_path)
     load_index(seeded, check_seeds=False)
 
 
+CHECKPOINT_FULL_CLI = textwrap.dedent(
+    """
+    import errno, sys
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeEmbedder
+    import assistant.cli as cli
+    import assistant.store.checkpoint as checkpoint
+    import faiss
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def faiss_full(*args, **kwargs):
+        raise RuntimeError("Error in faiss::FileIOWriter: fwrite failed: No space left on device")
+
+    import assistant.embedders
+    assistant.embedders.get_embedder = lambda model: FakeEmbedder()
+    checkpoint.open = full_disk  # the checkpoint file's write
+    if {still_full!r}:
+        faiss.write_index = faiss_full  # the disk stays full for the build's own write
+    sys.argv = ["assistant", "build", "--full"]
+    cli.main()
+    """
+)
+
+
+@pytest.mark.faiss_only("a full disk under the embedded store's folder")
+@pytest.mark.parametrize("still_full", [True, False])
+def test_disk_full_while_a_checkpoint_is_written_is_one_line(
+    seeded, fake_embedder, tmp_path, still_full
+):
+    """A full disk at the checkpoint: no log line of its own. The build's write then fails as
+    one error line (the old index kept), or, if the disk has room again, the build completes
+    and its report says once that the checkpoint could not be written."""
+    build_index(seeded, embedder=fake_embedder)
+    before = current_build(seeded.index_dir)
+    script = tmp_path / "checkpoint_full.py"
+    script.write_text(CHECKPOINT_FULL_CLI.format(tests=str(REPO / "tests"), still_full=still_full))
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], result.stderr
+    if still_full:
+        assert result.returncode == 1 and lines[0].startswith("error:"), result.stderr
+        assert "previous index is intact" in lines[0]
+        assert current_build(seeded.index_dir) == before
+    else:
+        assert result.returncode == 0 and lines[0].startswith("warning: could not write a ")
+        assert current_build(seeded.index_dir) != before
+    assert not (seeded.index_dir / ".checkpoint").exists() or not [
+        p for p in (seeded.index_dir / ".checkpoint").iterdir() if p.name.startswith(".")
+    ]
+    load_index(seeded, check_seeds=False)
+
+
+def test_a_checkpoint_on_a_full_disk_logs_nothing_and_leaves_no_partial_file(
+    settings, monkeypatch, caplog
+):
+    """The checkpoint's own failure is no log line: the build's report says it if the build
+    completes, and the partial file is removed (its space is the build's)."""
+    import logging
+
+    import numpy as np
+
+    import assistant.store.checkpoint as checkpoint
+
+    def half_written(*args, **kwargs):
+        handle = args[0]
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.np, "savez", half_written)
+    store = checkpoint.Checkpoint(settings.index_dir)
+    Path(settings.index_dir).mkdir(parents=True, exist_ok=True)
+    with caplog.at_level(logging.DEBUG, logger="assistant"):
+        store.save({"a": np.ones((2, 4), np.float32)})
+        store.save({"b": np.ones((2, 4), np.float32)})  # stopped checkpointing: not tried
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "No space left on device" in store.problem
+    assert list(store.path.iterdir()) == []
+
+
 @pytest.mark.faiss_only("about FAISS segments")
 def test_random_sequences_of_edits_keep_every_segmented_build_exact(settings):
     """30 random builds (adds, edits, removals, touches) through the segment planner: each build

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..documents import add_document_route
+from ..documents import document_route
 from ..errors import AssistantError
 from .blocks import build_app
 from .render import DOCUMENT_ROUTE
@@ -66,9 +66,12 @@ def launch(
     }
     options.update(launch_kwargs)
     block = not options.pop("prevent_thread_lock", False)
+    # /document/<id> is one of the app's routes from its creation (the first, before Gradio's
+    # own): it answers as soon as the server does.
+    app_kwargs = dict(options.pop("app_kwargs", None) or {})
+    app_kwargs["routes"] = [document_route(settings, DOCUMENT_ROUTE), *app_kwargs.get("routes", [])]
     demo.queue(default_concurrency_limit=2)
-    demo.launch(**options, prevent_thread_lock=True)
-    add_document_route(demo.app, settings, DOCUMENT_ROUTE)
+    demo.launch(**options, app_kwargs=app_kwargs, prevent_thread_lock=True)
     if block:  # pragma: no cover - the CLI's serve; tests use prevent_thread_lock
         demo.block_thread()
     return demo

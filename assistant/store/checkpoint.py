@@ -10,6 +10,7 @@ folder is bounded (``MAX_BYTES``) and removed when a build completes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -39,6 +40,10 @@ class Checkpoint:
         self.path = Path(index_dir) / FOLDER
         self._bytes = 0
         self._full = False
+        # Why checkpointing stopped (a full disk, a read-only folder), said by the build's report
+        # if it completes: not logged, since the build's own write then usually fails the same
+        # way and says so in one line.
+        self.problem: str | None = None
 
     def load(self) -> dict[str, np.ndarray]:
         """``{document key: vectors}`` of every complete checkpoint file (damaged ones dropped)."""
@@ -77,10 +82,10 @@ class Checkpoint:
             )
             self._full = True
             return
+        name = uuid.uuid4().hex
+        tmp = self.path / f".{name}.npz"
         try:
             self.path.mkdir(exist_ok=True)
-            name = uuid.uuid4().hex
-            tmp = self.path / f".{name}.npz"
             with open(tmp, "wb") as handle:
                 np.savez(
                     handle,
@@ -92,7 +97,13 @@ class Checkpoint:
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path / f"{name}.npz")
         except OSError as exc:  # a full disk must not stop the build itself
-            log.warning("could not write a checkpoint (%s)", exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # the space it took, for the build's own write
+            log.debug("could not write a checkpoint (%s)", exc)
+            self.problem = (
+                f"could not write a checkpoint ({exc}): had this build been stopped, the next "
+                "one would have embedded its documents again"
+            )
             self._full = True
             return
         self._bytes += vectors.nbytes

@@ -27,6 +27,12 @@ class Retirable:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def busy(self) -> bool:
+        """Whether a search is reading this build now."""
+        with self._life_lock:
+            return self._users > 0
+
     @contextlib.contextmanager
     def in_use(self: T) -> Iterator[T]:
         """Hold the build open while a search reads it (see ``retire``)."""

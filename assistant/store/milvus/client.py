@@ -99,6 +99,15 @@ def collection_name(settings: Settings, dim: int) -> str:
     return f"{settings.milvus_collection}_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
+def collection_pair(settings: Settings, dim: int) -> tuple[str, str]:
+    """The two collections that can hold builds of these settings: ``collection_name`` and
+    ``<it>_b``. A full rebuild writes into the one that is not live (its chunk ids start at 0,
+    as in a clean build) and the live one is dropped after the switch: chunk ids never repeat
+    within a collection, as the deletes by id range need."""
+    name = collection_name(settings, dim)
+    return name, f"{name}_b"
+
+
 def meta_name(settings: Settings) -> str:
     return f"{settings.milvus_collection}_meta"
 

@@ -4,9 +4,11 @@ A build's rows go in under a new build tag, beside the live ones that searches k
 (they filter on the live tags). Only when every row, the manifest and the vocabulary are
 written does the pointer row switch to the new build (one upsert); then the rows it replaced
 are deleted: the old versions of changed and removed documents (by their chunk id ranges, which
-never repeat within a collection), and everything of a full rebuild's old tags. A build killed
-before the switch leaves the previous build live; one killed after it leaves rows that the
-next build deletes first (the manifest records them as ``retired``).
+never repeat within a collection). A full rebuild writes into a fresh collection (the other one
+of ``collection_pair`` when the live build has the same settings), so its chunk ids are a clean
+build's (0, 1, ...), and the replaced collection is dropped after the switch. A build killed
+before the switch leaves the previous build live; one killed after it leaves rows (or a
+collection) that the next build deletes first (the manifest records rows as ``retired``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..manifest import FORMAT_VERSION, content_entry, package_version
 from ..planner import BuildInput
 from .client import (
     TEXT_BYTES,
-    collection_name,
+    collection_pair,
     connect,
     delete_blob,
     ensure_chunks,
@@ -40,7 +42,7 @@ from .client import (
     put_row,
     rows_in,
 )
-from .index import live_filter, text_key
+from .index import live_filter, text_key, wait_unused
 from .state import POINTER, read_pointer, read_vocab
 
 log = logging.getLogger(__name__)
@@ -122,9 +124,19 @@ def _write(settings: Settings, build: BuildInput) -> tuple[str, dict]:
         from .state import read_manifest
 
         live = read_manifest(client, meta, pointer)
-    name = collection_name(settings, dim)
-    same = live is not None and live["milvus"]["collection"] == name
+    pair = collection_pair(settings, dim)
+    live_name = live["milvus"]["collection"] if live is not None else None
+    # An incremental build adds to the live collection; a full one writes a fresh collection
+    # (the pair's other one when the live build has these settings), so that its chunk ids are
+    # a clean build's: 0, 1, ... The live build stays searchable until the switch.
+    same = previous is not None and live_name in pair
+    if previous is not None and not same:  # build.py passes a previous build only if compatible
+        raise ValueError("the previous build is in another collection: build with full=True")
+    name = live_name if same else pair[1] if live_name == pair[0] else pair[0]
     # Rows of killed builds first: everything not live (or the whole collection if not live).
+    for other in pair:
+        if other not in (name, live_name) and client.has_collection(other):
+            client.drop_collection(other)  # left by a full rebuild killed before its switch
     if same:
         ensure_chunks(client, name, dim)
         client.delete(name, filter=f"not ({live_filter(live)})")
@@ -133,8 +145,6 @@ def _write(settings: Settings, build: BuildInput) -> tuple[str, dict]:
         if client.has_collection(name):
             client.drop_collection(name)
         ensure_chunks(client, name, dim)
-    if previous is not None and not same:  # build.py passes a previous build only if compatible
-        raise ValueError("the previous build is in another collection: build with full=True")
     reuse = previous is not None
     old_docs = previous.manifest["documents"] if reuse else {}
     kept = {d: stat for d, stat in kept.items() if d in old_docs}
@@ -252,6 +262,7 @@ def _after_switch(
     name = manifest["milvus"]["collection"]
     try:
         if live is not None and live["milvus"]["collection"] != name:
+            wait_unused(live["milvus"]["collection"])  # searches begun before the switch
             client.drop_collection(live["milvus"]["collection"])
         else:
             client.delete(name, filter=f"not ({live_filter(manifest)})")
