@@ -16,6 +16,7 @@ from .errors import (
     LLMError,
     ModelNotFoundError,
     StaleIndexError,
+    UnknownDocumentError,
 )
 from .types import Answer, BuildReport, Chunk, Citation, Document, Passage
 
@@ -27,22 +28,32 @@ def build_index(settings: Settings | None = None, *, full: bool = False, **kwarg
     return _build(settings, full=full, **kwargs)
 
 
-def retrieve(query: str, k: int = 5, settings: Settings | None = None) -> list[Passage]:
-    """The ``k`` best passages for ``query`` (see ``assistant.retrieval.retrieve``)."""
+def retrieve(
+    query: str,
+    k: int = 5,
+    settings: Settings | None = None,
+    *,
+    sources: list[str] | None = None,
+) -> list[Passage]:
+    """The ``k`` best passages for ``query``, of the documents ``sources`` names when given
+    (see ``assistant.retrieval.retrieve``)."""
     from .retrieval import retrieve as _retrieve
 
-    return _retrieve(query, k, settings)
+    return _retrieve(query, k, settings, sources=sources)
 
 
 def ask(
     question: str,
     history: list[tuple[str, str]] | None = None,
     settings: Settings | None = None,
+    *,
+    sources: list[str] | None = None,
 ) -> Answer:
-    """Answer ``question`` with verified citations (see ``assistant.answer.ask``)."""
+    """Answer ``question`` with verified citations, from the documents ``sources`` names when
+    given (see ``assistant.answer.ask``)."""
     from .answer import ask as _ask
 
-    return _ask(question, history, settings)
+    return _ask(question, history, settings, sources=sources)
 
 
 def __getattr__(name: str):  # noqa: ANN202
@@ -72,6 +83,7 @@ __all__ = [
     "Retriever",
     "Settings",
     "StaleIndexError",
+    "UnknownDocumentError",
     "__version__",
     "ask",
     "build_index",

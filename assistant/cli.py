@@ -58,6 +58,15 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+DocOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--doc",
+        help="Only this document (its path in the seeds folder, e.g. notes/bread.md); "
+        "repeat for several.",
+        metavar="NAME",
+    ),
+]
 
 
 def _fail(message: str, code: int) -> None:
@@ -313,6 +322,7 @@ def search(
     k: Annotated[
         int, typer.Option("-k", "--k", help="How many passages (at most ASSISTANT_MAX_K).")
     ] = 5,
+    doc: DocOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the passages that best match QUERY (hybrid dense + BM25 search)."""
@@ -321,7 +331,7 @@ def search(
     check_question(query, _settings().max_question_chars)  # before the model and the index
     from .retrieval import retrieve
 
-    passages = retrieve(query, k=k, settings=_settings())
+    passages = retrieve(query, k=k, settings=_settings(), sources=doc)
     _warn_stale(getattr(passages, "stale", ""))
     if as_json:
         _print_json([p.to_dict() for p in passages])
@@ -341,6 +351,7 @@ def search(
 @_handled
 def ask(
     question: Annotated[str, typer.Argument(help="The question.", metavar="QUESTION")],
+    doc: DocOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer QUESTION with quoted, verified excerpts (or say the documents do not answer it)."""
@@ -351,7 +362,7 @@ def ask(
     from .sources import outdated_sources, with_outdated_notice
 
     settings = _settings()
-    answer = ask_question(question, settings=settings)
+    answer = ask_question(question, settings=settings, sources=doc)
     _warn_stale(answer.stale)
     answer = with_outdated_notice(answer, outdated_sources(answer, settings.seeds_dir))
     if as_json:

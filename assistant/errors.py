@@ -22,6 +22,18 @@ class QuestionError(AssistantError, ValueError):
     exit_code = 2
 
 
+class UnknownDocumentError(AssistantError, ValueError):
+    """A question or search limited to a document the index does not hold; the one-line
+    message lists the indexed documents with close names. ``name`` is the unknown name,
+    ``close`` the close names."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, name: str = "", close: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.name, self.close = name, close
+
+
 class EmptyCorpusError(AssistantError):
     """The seeds folder holds no readable document."""
 

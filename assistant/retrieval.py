@@ -5,21 +5,25 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from . import crossencoder
 from .chunking import embedding_text
 from .config import Settings
 from .embedder import Embedder, embed_with_tokens
 from .embedders import embedder_for
 from .errors import IncompatibleIndexError
+from .scope import check_sources
 from .store import IndexStore, backend_for
 from .store.diff import diff, shown_changes
 from .types import Passage, Passages
 from .validate import check_k, check_question
 
-__all__ = ["Retriever", "retrieve", "fuse", "get_retriever"]
+__all__ = ["Retriever", "ScopedRetriever", "retrieve", "fuse", "get_retriever"]
 
 
 @dataclass
@@ -229,17 +233,41 @@ class Retriever:
                 self._query_cache.popitem(last=False)
         return entry
 
-    def search(self, query: str, k: int = 5) -> list[Passage]:
-        """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller)."""
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        rerank: bool | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> list[Passage]:
+        """The ``k`` best passages for ``query``, best first (fewer if the corpus is smaller).
+        With ``rerank`` (default: the ``rerank`` setting) the best ``rerank_depth`` are read
+        by the reader model and reordered by their best sentence (``crossencoder.rerank``).
+        With ``sources`` (document names, see ``scope.check_sources``; empty: all), the ``k``
+        best passages of those documents only; an unknown name is ``UnknownDocumentError``."""
         query = _check_query(query, k, self.settings.max_k, self.settings.max_question_chars)
+        rerank = self.settings.rerank if rerank is None else rerank
         index = self.index
         with index.in_use():  # a build swapped in meanwhile closes this one only afterwards
-            passages = self._search(index, query, k)
+            docs = _scope(index, sources)
+            passages = self._search(
+                index, query, max(k, self.settings.rerank_depth) if rerank else k, docs
+            )
+        if rerank:
+            passages = crossencoder.rerank(query, passages)[:k]
         return Passages(passages, stale=self.stale_message())
 
-    def _search(self, index: IndexStore, query: str, k: int) -> list[Passage]:
+    def scoped(self, sources: Sequence[str] | None) -> Retriever | ScopedRetriever:
+        """This retriever limited to the documents ``sources`` names (checked now: an unknown
+        name is ``UnknownDocumentError``); itself when ``sources`` is None or empty."""
+        docs = _scope(self.index, sources)
+        return self if docs is None else ScopedRetriever(self, docs)
+
+    def _search(
+        self, index: IndexStore, query: str, k: int, docs: Collection[str] | None = None
+    ) -> list[Passage]:
         # The same build for ranking and rows: a swap in between would mix two builds' chunk ids.
-        hits = self.ranked_chunks(query, max(self.settings.candidates, k), index=index)
+        hits = self.ranked_chunks(query, max(self.settings.candidates, k), index=index, docs=docs)
         # Fetch rows for a growing prefix: merged overlaps may need more than k chunks.
         limit = max(2 * k, 16)
         rows: dict[int, tuple] = {}
@@ -257,9 +285,14 @@ class Retriever:
         return [index.with_marks(p) for p in passages[:k]]
 
     def ranked_chunks(
-        self, query: str, n: int | None = None, index: IndexStore | None = None
+        self,
+        query: str,
+        n: int | None = None,
+        index: IndexStore | None = None,
+        docs: Collection[str] | None = None,
     ) -> list[_Hit]:
-        """Every candidate chunk for ``query``, fused and best first (``n`` per side)."""
+        """Every candidate chunk for ``query``, fused and best first (``n`` per side); with
+        ``docs`` (document ids), the candidates of those documents only."""
         query = _check_query(query, 1, max_chars=self.settings.max_question_chars)
         s = self.settings
         index = index or self.index
@@ -267,13 +300,82 @@ class Retriever:
         dense = (np.zeros(0, np.float32), np.zeros(0, np.int64))
         lexical = dense
         if s.fusion != "bm25":
-            dense = index.dense_search(self.embed_query(query), n)
+            dense = index.dense_search(self.embed_query(query), n, docs=docs)
         if s.fusion != "dense":
-            lexical = index.lexical_search(query, n)
+            lexical = index.lexical_search(query, n, docs=docs)
         return fuse(dense, lexical, s.fusion, s.rrf_k, s.dense_weight)
 
     def embedding_text(self, passage: Passage) -> str:
         return embedding_text(passage.title, passage.text, self.settings.embed_titles)
+
+
+def _scope(index: IndexStore, sources: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The document ids ``sources`` names in ``index`` (None: every document)."""
+    known = index.manifest["documents"]
+    docs = check_sources(sources, known)
+    return None if docs is not None and len(docs) == len(known) else docs
+
+
+class ScopedRetriever:
+    """A ``Retriever`` limited to some documents (``Retriever.scoped``): its searches return
+    passages of those documents only and its ``index`` lists only them (so a summary picks one
+    of them); everything else (the loaded build, the embedder, the query cache, the stale
+    check) is the shared retriever's. ``ask(..., sources=...)`` answers through one."""
+
+    def __init__(self, base: Retriever, docs: tuple[str, ...]) -> None:
+        self.base, self.sources = base, docs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    @property
+    def index(self) -> IndexStore:
+        return _ScopedIndex(self.base.index, self.sources)  # type: ignore[return-value]
+
+    def scoped(self, sources: Sequence[str] | None) -> Retriever | ScopedRetriever:
+        return self.base.scoped(sources) if sources else self
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        rerank: bool | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> list[Passage]:
+        return self.base.search(query, k, rerank, sources or self.sources)
+
+    def ranked_chunks(
+        self,
+        query: str,
+        n: int | None = None,
+        index: IndexStore | None = None,
+        docs: Collection[str] | None = None,
+    ) -> list[_Hit]:
+        return self.base.ranked_chunks(query, n, index, self.sources if docs is None else docs)
+
+
+class _ScopedIndex:
+    """An opened build seen through a scope: searches and ``documents()`` cover the scope's
+    documents only; everything else is the build's (``unscoped``)."""
+
+    def __init__(self, index: IndexStore, docs: tuple[str, ...]) -> None:
+        self.unscoped, self.sources = index, docs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.unscoped, name)
+
+    def dense_search(
+        self, vector: np.ndarray, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.unscoped.dense_search(vector, n, docs=self.sources if docs is None else docs)
+
+    def lexical_search(
+        self, query: str, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.unscoped.lexical_search(query, n, docs=self.sources if docs is None else docs)
+
+    def documents(self) -> dict[str, str]:
+        return {d: t for d, t in self.unscoped.documents().items() if d in self.sources}
 
 
 def _check_query(query: str, k: int, max_k: int | None = None, max_chars: int | None = None) -> str:
@@ -301,6 +403,16 @@ def get_retriever(settings: Settings | None = None) -> Retriever:
         return retriever
 
 
-def retrieve(query: str, k: int = 5, settings: Settings | None = None) -> list[Passage]:
-    """The ``k`` best passages for ``query`` from the index in ``ASSISTANT_INDEX_DIR``."""
-    return get_retriever(settings).search(query, k)
+def retrieve(
+    query: str,
+    k: int = 5,
+    settings: Settings | None = None,
+    rerank: bool | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[Passage]:
+    """The ``k`` best passages for ``query`` from the index in ``ASSISTANT_INDEX_DIR``;
+    ``rerank`` orders them by the reader model (default: the ``rerank`` setting). ``sources``
+    limits them to these documents (names relative to the seeds folder, as ``Passage.source``
+    shows them; None or empty: all); an unknown name raises ``UnknownDocumentError``, whose
+    message lists the close names."""
+    return get_retriever(settings).search(query, k, rerank, sources)

@@ -365,6 +365,32 @@ def test_api_endpoints_via_gradio_client_and_live_reload(seeded, fake_model):
         demo.close()
 
 
+def test_document_route_answers_as_soon_as_the_server_does(seeded, fake_model, monkeypatch):
+    """``/document/<id>`` is a route of the app before the server starts: a request sent the
+    moment the server is up (inside ``launch``), and right after ``launch`` returns, gets the
+    file, never a 404."""
+    from gradio import http_server
+
+    start_server = http_server.start_server
+    first: list[int] = []
+
+    def started(*args, **kwargs):
+        out = start_server(*args, **kwargs)
+        first.append(_status(f"http://127.0.0.1:{port}/document/notes/bread.md"))
+        return out
+
+    monkeypatch.setattr(http_server, "start_server", started)
+    port = _free_port()
+    demo = web.launch(seeded, port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        assert _status(f"http://127.0.0.1:{port}/document/news.txt") == 200
+        assert first == [200]
+        assert _status(f"http://127.0.0.1:{port}/document/missing.txt") == 404
+        assert _status(f"http://127.0.0.1:{port}/") == 200  # Gradio's own routes still serve
+    finally:
+        demo.close()
+
+
 def test_launch_binds_localhost_by_default():
     import inspect
 

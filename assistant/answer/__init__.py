@@ -31,10 +31,13 @@ def _prepare(
     history: Sequence | None,
     settings: Settings | None,
     retriever: Retriever | None,
+    sources: Sequence[str] | None = None,
 ) -> tuple[Settings, Answer]:
     settings = settings or (retriever.settings if retriever else Settings())
     retriever = retriever or get_retriever(settings)
-    question = _check_query(question, 1)
+    question = _check_query(question, 1, max_chars=settings.max_question_chars)
+    if sources is not None:  # every search the reader makes stays in these documents
+        retriever = retriever.scoped(sources)
     with retriever.index.in_use():  # a build swapped in meanwhile closes this one afterwards
         result = answer(question, check_history(history), settings, retriever)
     stale = retriever.stale_message()  # the build answering lacks recent seed changes
@@ -46,14 +49,18 @@ def ask(
     history: Sequence[tuple[str, str]] | None = None,
     settings: Settings | None = None,
     retriever: Retriever | None = None,
+    sources: Sequence[str] | None = None,
 ) -> Answer:
     """Answer ``question`` (with the conversation so far in ``history``) from the index.
 
     ``history`` is a list of ``(user, assistant)`` turns; a question that leans on them ("and
     when was that?") is also searched as a standalone query built from them (``Answer.query``).
+    ``sources`` limits the answer to these documents (names relative to the seeds folder, as
+    ``Passage.source`` shows them; None or empty: all): every passage and quote comes from
+    them, and an unknown name raises ``UnknownDocumentError``, listing the close names.
     With an LLM endpoint configured, the LLM writes the answer from the same passages.
     """
-    settings, result = _prepare(question, history, settings, retriever)
+    settings, result = _prepare(question, history, settings, retriever, sources)
     if settings.llm_enabled and not result.abstained and result.kind == "fact":
         result = generate_answer(result, settings)
     return result
@@ -64,13 +71,15 @@ def ask_stream(
     history: Sequence[tuple[str, str]] | None = None,
     settings: Settings | None = None,
     retriever: Retriever | None = None,
+    sources: Sequence[str] | None = None,
 ) -> Iterator[tuple[str, Answer | None]]:
     """Yield ``(text_so_far, None)`` while the answer is produced, then ``(text, Answer)``.
 
     With an LLM endpoint, the LLM's text is yielded as its tokens arrive. Extractive answers are
     computed at once and revealed a few words at a time, so the chat behaves the same way.
+    ``sources``: as in ``ask``.
     """
-    settings, result = _prepare(question, history, settings, retriever)
+    settings, result = _prepare(question, history, settings, retriever, sources)
     if settings.llm_enabled and not result.abstained and result.kind == "fact":
         yield from stream_answer(result, settings)
         return

@@ -95,7 +95,10 @@ def build_app(settings: Settings | None = None) -> Any:
         turns = [[html.escape(q), html.escape(a)] for q, a in list(turns)[-CHAT_KEEP // 2 :]]
         return {"chat": list(chat)[-CHAT_KEEP:], "turns": turns}
 
-    def respond(message: str, chat: list, turns: list) -> Iterator[tuple]:
+    def respond(
+        message: str, chat: list, turns: list, scope: list | None = None
+    ) -> Iterator[tuple]:
+        """Answer ``message`` in the chat; ``scope``: the documents chosen (empty: all)."""
         message = (message or "").strip()
         chat = list(chat or [])
         turns = list(turns or [])
@@ -113,7 +116,8 @@ def build_app(settings: Settings | None = None) -> Any:
         chat.append({"role": "assistant", "content": render_partial("")})
         yield "", list(chat), list(turns), gr.skip()
         try:
-            for text, answer in ask_stream(message, [tuple(t) for t in turns], settings):
+            history = [tuple(t) for t in turns]
+            for text, answer in ask_stream(message, history, settings, sources=scope or None):
                 if answer is None:
                     chat[-1] = {"role": "assistant", "content": render_partial(text)}
                     yield "", list(chat), list(turns), gr.skip()
@@ -243,6 +247,12 @@ def build_app(settings: Settings | None = None) -> Any:
 
         return sorted(seed_documents(settings))
 
+    def scope_choices(chosen: list | None) -> Any:
+        """The chat's document selector: the indexed documents, the chosen ones still in it."""
+        indexed = sorted(_status(settings).get("documents", {}))
+        kept = [d for d in chosen or [] if d in indexed]
+        return gr.Dropdown(choices=indexed, value=kept, multiselect=True)
+
     def asker(doc_id: str) -> Any:
         def handler() -> tuple:
             return (doc_id, *ask_delete(doc_id))
@@ -251,24 +261,29 @@ def build_app(settings: Settings | None = None) -> Any:
 
     # -- API endpoints (data in, data out) --------------------------------------------------
 
-    def api_ask(question: str, history: list | None = None) -> dict:
+    def api_ask(
+        question: str, history: list | None = None, sources: list[str] | None = None
+    ) -> dict:
         """Answer a question from the documents. ``history``: earlier ``[question, answer]``
-        pairs. Returns the answer as data: text with [n] markers, citations (source, title,
-        start, end, quote, passage, page, locator), passages, abstained, query."""
+        pairs. ``sources``: only these documents (paths in the seeds folder, e.g.
+        "notes/bread.md"; empty: all). Returns the answer as data: text with [n] markers,
+        citations (source, title, start, end, quote, passage, page, locator), passages,
+        abstained, query."""
         try:  # the length is checked at once, with this app's settings
             check_question(question, settings.max_question_chars, "question")
-            result = ask(question, history, settings)
+            result = ask(question, history, settings, sources=sources or None)
             return with_outdated_notice(
                 result, outdated_sources(result, settings.seeds_dir)
             ).to_dict()
         except (AssistantError, ValueError, TypeError) as exc:
             raise gr.Error(str(exc)) from exc
 
-    def api_retrieve(query: str, k: int = 5) -> list:
+    def api_retrieve(query: str, k: int = 5, sources: list[str] | None = None) -> list:
         """The k passages that best match the query (hybrid dense + BM25 search), as data.
-        ``k``: a whole number from 1 to ASSISTANT_MAX_K, as in ``retrieve()``."""
+        ``k``: a whole number from 1 to ASSISTANT_MAX_K, as in ``retrieve()``. ``sources``:
+        only these documents (paths in the seeds folder; empty: all)."""
         try:  # k as sent: "7", 2.5 and true are refused here as retrieve() refuses them
-            return [p.to_dict() for p in retrieve(query, k, settings)]
+            return [p.to_dict() for p in retrieve(query, k, settings, sources=sources or None)]
         except (AssistantError, ValueError, TypeError) as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -307,6 +322,14 @@ def build_app(settings: Settings | None = None) -> Any:
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="send")
                     clear = gr.Button("New chat", scale=1, elem_id="new-chat")
+                scope = gr.Dropdown(
+                    choices=[],
+                    value=[],
+                    multiselect=True,
+                    label="Only these documents",
+                    info="Leave empty to ask all the documents.",
+                    elem_id="scope",
+                )
                 examples = gr.Dataset(
                     components=[question],
                     samples=[["What are these documents about?"]],
@@ -358,7 +381,10 @@ def build_app(settings: Settings | None = None) -> Any:
 
         hidden = {"api_visibility": "private"}
         panel = [status, fix, documents, examples, rebuild_btn]
-        demo.load(refresh, None, panel, **hidden).then(choices, None, doc_ids, **hidden)
+        lists = {"fn": scope_choices, "inputs": scope, "outputs": scope, **hidden}
+        demo.load(refresh, None, panel, **hidden).then(choices, None, doc_ids, **hidden).then(
+            **lists
+        )
         demo.load(restore, kept, [chatbot, turns], **hidden)
         cancel_btn.click(cancel_delete, None, [delete_msg, confirm_row], **hidden)
         confirm_btn.click(do_delete, to_delete, [delete_msg, confirm_row], **hidden).then(
@@ -368,9 +394,9 @@ def build_app(settings: Settings | None = None) -> Any:
             concurrency_limit=1,
             concurrency_id="build",
             **hidden,
-        ).then(choices, None, doc_ids, **hidden)
+        ).then(choices, None, doc_ids, **hidden).then(**lists)
         chat_io = {
-            "inputs": [question, chatbot, turns],
+            "inputs": [question, chatbot, turns, scope],
             "outputs": [question, chatbot, turns, kept],
         }
         question.submit(respond, **chat_io, concurrency_limit=4, **hidden)
@@ -392,7 +418,7 @@ def build_app(settings: Settings | None = None) -> Any:
                 concurrency_id="build",
                 show_progress="minimal",
                 **hidden,
-            ).then(choices, None, doc_ids, **hidden)
+            ).then(choices, None, doc_ids, **hidden).then(**lists)
         gr.api(api_ask, api_name="ask", concurrency_limit=4)
         gr.api(api_retrieve, api_name="retrieve", concurrency_limit=4)
     return demo

@@ -13,7 +13,7 @@ manifest, for the build and the stale check alike), ``checkpoint`` (resumable bu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,9 +36,19 @@ class IndexStore(Protocol):
     @property
     def name(self) -> str: ...
 
-    def dense_search(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def dense_search(
+        self, vector: np.ndarray, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best ``(scores, chunk ids)`` by inner product, best first; with ``docs``
+        (document ids), the ``n`` best chunks of those documents only, exactly."""
+        ...
 
-    def lexical_search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def lexical_search(
+        self, query: str, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best ``(scores, chunk ids)`` by BM25 (score above 0), best first; with
+        ``docs``, of those documents' chunks only (scored with the whole build's statistics)."""
+        ...
 
     def chunk_ids(self) -> np.ndarray:
         """Every chunk id of the build, ascending (``0 .. size - 1`` in the embedded store; a

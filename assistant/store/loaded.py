@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from .diff import diff, shown_changes
 from .integrity import verify_files
 from .layout import CHUNKS, FIX, FIX_FULL, current_build
 from .lifecycle import Retirable
-from .manifest import check_compatible, read_manifest
+from .manifest import check_compatible, chunk_ranges, read_manifest
 from .segments import Segment, open_segments
 
 if TYPE_CHECKING:
@@ -38,6 +38,28 @@ def _top(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray
     ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     order = np.lexsort((ids, -scores))[:n]
     return scores[order], ids[order]
+
+
+def _best(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best of unsorted ``(scores, ids)`` lists, best first (ties by lower id)."""
+    scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.float32)
+    ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    order = np.lexsort((ids, -scores))[:n]
+    return scores[order].astype(np.float32), ids[order].astype(np.int64)
+
+
+SCOPE_BLOCK = 16_384  # vectors read back at a time by a search limited to some documents
+
+
+def _read_back(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
+    """The stored vectors of local ids ``ids`` (an IVF index gets its direct map first)."""
+    try:
+        return index.reconstruct_batch(ids)
+    except RuntimeError:
+        import faiss
+
+        faiss.extract_index_ivf(index).make_direct_map()
+        return index.reconstruct_batch(ids)
 
 
 def marks_over(record: Stored | None, start: int, end: int) -> tuple:
@@ -172,10 +194,40 @@ class LoadedIndex(Retirable):
             out.update({seg.first + r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows})
         return out
 
-    def dense_search(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _runs(self, docs: Collection[str]) -> list[tuple[Segment, int, int]]:
+        """The chunks of documents ``docs`` as ``(segment, first, end)`` runs of local ids."""
+        out = []
+        for a, b in chunk_ranges(self.manifest, docs):
+            while a < b:
+                seg = self.segments[int(np.searchsorted(self._firsts, a, side="right") - 1)]
+                end = min(b, seg.first + seg.size)
+                out.append((seg, a - seg.first, end - seg.first))
+                a = end
+        return out
+
+    def _dense_within(self, query: np.ndarray, n: int, docs: Collection[str]) -> tuple:
+        """The ``n`` best chunks of ``docs`` for ``query``, scored exactly: their vectors are
+        read back and compared one by one (an HNSW or IVF search filtered to a few documents
+        would miss some of them), a block at a time."""
+        parts = []
+        for seg, a, b in self._runs(docs):
+            for lo in range(a, b, SCOPE_BLOCK):
+                ids = np.arange(lo, min(b, lo + SCOPE_BLOCK), dtype=np.int64)
+                scores = _read_back(seg.faiss, ids) @ query
+                if len(ids) > n:
+                    keep = np.argpartition(-scores, n - 1)[:n]
+                    ids, scores = ids[keep], scores[keep]
+                parts.append((scores.astype(np.float32), ids + seg.first))
+        return _best(parts, n)
+
+    def dense_search(
+        self, vector: np.ndarray, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = min(n, self.size)
         if n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if docs is not None:
+            return self._dense_within(np.asarray(vector, np.float32).reshape(-1), n, docs)
         query = vector.reshape(1, -1).astype(np.float32)
         parts = []
         for seg in self.segments:
@@ -187,11 +239,15 @@ class LoadedIndex(Retirable):
             parts.append((scores[0][keep], ids[0][keep] + seg.first))
         return _top(parts, n)
 
-    def lexical_search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def lexical_search(
+        self, query: str, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = min(n, self.size)
         if n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         tokens = self.query_terms(query)[0]
+        if docs is not None:
+            return self._lexical_within(tokens, n, docs)
         if len(self.segments) == 1:
             return self.segments[0].bm25.top(tokens, n)
         stats = Bm25Stats.over([s.bm25 for s in self.segments], tokens)
@@ -201,6 +257,26 @@ class LoadedIndex(Retirable):
                 scores, ids = seg.bm25.top(tokens, min(n, seg.size), stats)
                 parts.append((scores, ids + seg.first))
         return _top(parts, n)
+
+    def _lexical_within(self, tokens: list[str], n: int, docs: Collection[str]) -> tuple:
+        """The ``n`` best chunks of ``docs`` by BM25 (scored with the whole build's statistics,
+        as an unlimited search scores them), score above 0."""
+        stats = (
+            None
+            if len(self.segments) == 1
+            else Bm25Stats.over([s.bm25 for s in self.segments], tokens)
+        )
+        by_segment: dict[str, list[np.ndarray]] = {}
+        for seg, a, b in self._runs(docs):
+            by_segment.setdefault(seg.name, []).append(np.arange(a, b, dtype=np.int64))
+        parts = []
+        for name, runs in by_segment.items():
+            seg = self._by_name[name]
+            ids = np.concatenate(runs)
+            scores = seg.bm25.get_scores(tokens, stats)[ids]
+            keep = scores > 0
+            parts.append((scores[keep], ids[keep] + seg.first))
+        return _best(parts, n)
 
     def _query_all(self, sql: str, args: tuple = ()) -> list[tuple[Segment, tuple]]:
         out = []

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,23 @@ def placed(manifest: dict) -> list[tuple[int, dict]]:
     for seg in segments_of(manifest):
         out.append((first, seg))
         first += seg["chunks"]
+    return out
+
+
+def chunk_ranges(manifest: dict, docs: Iterable[str]) -> list[tuple[int, int]]:
+    """The chunk ids of documents ``docs`` as ``[first, end)`` runs, ascending, touching runs
+    joined (each document's chunks are one run of ids; documents it does not hold add none)."""
+    runs = []
+    for doc_id in docs:
+        info = manifest["documents"].get(doc_id)
+        if info and info["chunks"]:
+            runs.append((int(info["first_chunk"]), int(info["first_chunk"]) + int(info["chunks"])))
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(runs):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
     return out
 
 

@@ -4,6 +4,7 @@ The live rows are those whose ``build`` tag is the one the manifest records for 
 searches filter on the build tags the manifest names (rows of a build still being written, or
 of one that failed, are never seen) and drop any row of a document the manifest says another
 build wrote (the old version of a changed document, between the pointer switch and its delete).
+A search limited to some documents adds their runs of chunk ids to that filter.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterable
+import time
+import weakref
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,7 @@ from ...types import Passage
 from ..layout import FIX_FULL
 from ..lifecycle import Retirable
 from ..loaded import marks_over
+from ..manifest import chunk_ranges
 from .client import MAX_QUERY, get_blob, hex_terms, rows_in
 
 ROW_FIELDS = ["doc_id", "start", "end", "text", "title"]
@@ -56,6 +60,19 @@ def live_filter(manifest: dict) -> str:
     return "build in [" + ", ".join(f'"{t}"' for t in tags) + "]"
 
 
+_OPENED: weakref.WeakSet[MilvusIndex] = weakref.WeakSet()
+
+
+def wait_unused(collection: str, timeout: float = 60.0) -> None:
+    """Wait (at most ``timeout`` seconds) until no search of this process reads a build in
+    ``collection``: a full rebuild drops the collection it replaced only then."""
+    deadline = time.monotonic() + timeout
+    while any(i.collection == collection and i.busy for i in list(_OPENED)):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 class MilvusIndex(Retirable):
     """An opened Milvus build (see the module docstring)."""
 
@@ -70,6 +87,7 @@ class MilvusIndex(Retirable):
         self._owner = {d: info["build"] for d, info in manifest["documents"].items()}
         self._lock = threading.Lock()
         self._stored: dict[str, Stored | None] = {}
+        _OPENED.add(self)
 
     @property
     def name(self) -> str:
@@ -77,8 +95,16 @@ class MilvusIndex(Retirable):
 
     # ---- search
 
-    def _search(self, data: list, field: str, n: int, sign: float) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self, data: list, field: str, n: int, sign: float, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = min(n, self.size)
+        where = self._live
+        if docs is not None:  # only these documents' chunks: each document is a run of ids
+            runs = chunk_ranges(self.manifest, docs)
+            n = min(n, sum(b - a for a, b in runs))
+            ranges = " or ".join(f"(id >= {a} and id < {b})" for a, b in runs)
+            where = f"{where} and ({ranges})"
         if n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         limit = min(n + 16, MAX_QUERY)
@@ -88,7 +114,7 @@ class MilvusIndex(Retirable):
                 data=data,
                 anns_field=field,
                 limit=limit,
-                filter=self._live,
+                filter=where,
                 output_fields=["doc_id", "build"],
             )[0]
             kept = [
@@ -103,16 +129,20 @@ class MilvusIndex(Retirable):
         order = np.lexsort((ids, -scores))  # ties by lower id, as the embedded store
         return scores[order], ids[order]
 
-    def dense_search(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def dense_search(
+        self, vector: np.ndarray, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         query = np.asarray(vector, np.float32).reshape(-1).tolist()
-        return self._search([query], "dense", n, 1.0)
+        return self._search([query], "dense", n, 1.0, docs)
 
-    def lexical_search(self, query: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def lexical_search(
+        self, query: str, n: int, docs: Collection[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         terms = [t for t in self.query_terms(query)[0] if t in self.vocabulary.vocab_dict]
         if not terms:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         # Milvus Lite reports BM25 as a negative distance (best first): the score is its negation.
-        scores, ids = self._search([hex_terms(terms)], "sparse", n, -1.0)
+        scores, ids = self._search([hex_terms(terms)], "sparse", n, -1.0, docs)
         keep = scores > 0
         return scores[keep], ids[keep]
 
