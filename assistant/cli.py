@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -144,10 +145,11 @@ def _warn_stale(message: str) -> None:
 
 
 def _clip(text: str, n: int, left: bool = False) -> str:
-    text = " ".join(text.split())
-    if len(text) <= n:
-        return text
-    return "…" + text[-n:].lstrip() if left else text[:n].rstrip() + "…"
+    """``text`` on one line (runs of white space as one space, kept where they meet a quote),
+    in about ``n`` characters: cut at a sentence or between words, never inside a word."""
+    from .answer.render import clip_context
+
+    return clip_context(re.sub(r"\s+", " ", text), n, left)
 
 
 def render_text(answer: Answer, bold: Callable[[str], str] = str) -> str:
@@ -157,6 +159,7 @@ def render_text(answer: Answer, bold: Callable[[str], str] = str) -> str:
     quote and the answering phrase: ANSI on a terminal, nothing in a pipe (``print_answer``).
     No marker goes between the two steps, so none can be escaped or shown by mistake."""
     from .answer.render import split_quote
+    from .corpus import display_title
 
     s = _safe
     if answer.mode == "extractive" and answer.kind == "fact" and not answer.abstained:
@@ -180,20 +183,21 @@ def render_text(answer: Answer, bold: Callable[[str], str] = str) -> str:
     if answer.abstained:
         if answer.passages:
             out.append("Closest matches:")
-            out += [
-                s(f"- {p.title} ({p.source}, chars {p.start}-{p.end}): {_clip(p.text, 200)}")
-                for p in answer.passages[:3]
-            ]
+            for p in answer.passages[:3]:
+                title, text = display_title(p.title, p.source), _clip(p.text, 200).strip()
+                out.append(s(f"- {title} ({p.source}): {text}"))
         return "\n".join(out).rstrip() + "\n"
     if answer.kind == "fact" and answer.citations:
         out += [f"confidence {answer.confidence:.0%}", ""]
     for c in answer.citations:
         a, b = c.start - c.passage_start, c.end - c.passage_start
-        where = f"{c.locator}, " if c.locator else ""  # "p. 17, " for a PDF
-        out.append(s(f"[{c.n}] {c.title} ({c.source}, {where}chars {c.start}-{c.end})"))
+        # The heading names the document and the place ("p. 17" for a PDF); the character
+        # offsets are for programs (``--json``), not shown here.
+        where = f", {c.locator}" if c.locator else ""
+        out.append(s(f"[{c.n}] {display_title(c.title, c.source)} ({c.source}{where})"))
         before, after = _clip(c.passage[:a], 240, left=True), _clip(c.passage[b:], 240)
-        context = [s(before), bold(s(" ".join(c.quote.split()))), s(after)]
-        out.append("    " + " ".join(part for part in context if part))
+        quote = bold(s(" ".join(c.quote.split())))
+        out.append("    " + s(before.lstrip()) + quote + s(after.rstrip()))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -336,15 +340,16 @@ def search(
     if as_json:
         _print_json([p.to_dict() for p in passages])
         return
+    from .corpus import display_title
+
     for i, p in enumerate(passages, 1):
         where = p.where()[1]
         where = f"{where}, " if where else ""
+        title = display_title(p.title, p.source)
         typer.echo(
-            _safe(
-                f"[{i}] {p.title} ({p.source}, {where}chars {p.start}-{p.end}) score {p.score:.4f}"
-            )
+            _safe(f"[{i}] {title} ({p.source}, {where}chars {p.start}-{p.end}) score {p.score:.4f}")
         )
-        typer.echo(_safe("    " + " ".join(p.text.split())[:400]))
+        typer.echo(_safe("    " + _clip(p.text, 400).strip()))
 
 
 @app.command()

@@ -372,6 +372,30 @@ def make_title(text: str, doc_id: str) -> str:
     return stem.replace("_", " ").replace("-", " ").strip() or doc_id
 
 
+def name_title(doc_id: str) -> str:
+    """A title made of the file name: ``notes/my_long-file.txt`` -> "My long file"."""
+    words = " ".join(Path(doc_id).stem.replace("_", " ").replace("-", " ").split())
+    if not words:
+        return doc_id
+    return words[0].upper() + words[1:] if words.islower() else words
+
+
+def display_title(title: str, doc_id: str) -> str:
+    """The title readers see: the document's heading or short first line, else its file name
+    (``name_title``); never a clipped sentence.
+
+    The stored title (``make_title``) is part of every chunk's embedded and BM25 text when
+    ``embed_titles`` is on, so changing it would make built indexes (the committed one too)
+    stale. The rule is therefore applied here, to what is shown: a stored title cut with "…"
+    (the old rule's clipped first sentence, or a clipped overlong heading) shows as the file
+    name, and so does the old rule's own file-name fallback, prettified."""
+    shown = " ".join(str(title or "").split())
+    stem = " ".join(Path(doc_id).stem.replace("_", " ").replace("-", " ").split())
+    if not shown or shown.endswith("…") or shown == stem:
+        return name_title(doc_id)
+    return shown
+
+
 def trim_title(title: str, limit: int = TITLE_CHARS) -> str:
     """``title`` on one line, at most ``limit`` characters: cut after a clause (comma, colon,
     dash) or else a whole word, never inside one, and marked with "…"; "" when it is one

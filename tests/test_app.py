@@ -65,7 +65,9 @@ def test_answer_rendering_escapes_corpus_text_and_highlights_the_quote():
     assert "&lt;img src=x onerror=alert(1)&gt;" in rendered
     assert '<mark class="quote">It said &lt;script&gt;' in rendered
     assert '<details class="excerpt" open>' in rendered
-    assert f"news.txt · chars {cit.start}-{cit.end}" in rendered
+    # The heading names the file; the offsets are in the excerpt's details line only.
+    assert '<span class="where">news.txt</span></summary>' in rendered
+    assert f"chars {cit.start}-{cit.end}</span></div></details>" in rendered
     assert 'class="searched">searched for: what did it say? parade' in rendered
     assert '<span class="cite">[1]</span>' in rendered
     # The question itself is rendered as text too.
@@ -97,7 +99,8 @@ def test_abstention_looks_different_and_lists_escaped_closest_matches():
     rendered = web.render_answer(answer)
     _no_live_markup(rendered)
     assert "abstained" in rendered and "Not found in the documents." in rendered
-    assert "Closest matches" in rendered and "a/b.md · chars 0-30" in rendered
+    assert "Closest matches" in rendered and '<span class="where">a/b.md</span>' in rendered
+    assert "chars 0-30</span></div></details>" in rendered
     assert "<mark" not in rendered
 
 

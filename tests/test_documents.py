@@ -65,7 +65,9 @@ def test_citation_renders_locator_and_file_links():
         1, "dir/m a.pdf", "Manual", 10, 20, "quote", "a quote b", 8, 30, page=17, locator="p. 17"
     )
     html = web.render_citation(c)
-    assert "p. 17 · chars 10-20" in html
+    summary, details = html.split("</summary>")
+    assert "dir/m a.pdf · p. 17</span>" in summary and "chars" not in summary
+    assert "chars 10-20" in details.split('<div class="files">')[1]
     assert 'href="/document/dir/m%20a.pdf#page=17" target="_blank"' in html
     assert 'href="/document/dir/m%20a.pdf" download' in html
     plain = web.render_citation(Citation(1, "n.txt", "N", 0, 5, "quote", "quote", 0, 5))

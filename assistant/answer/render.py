@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
+from ..chunking import split_sentences
+from ..corpus import display_title
 from ..types import Answer, Citation
+
+_SPACE = re.compile(r"\s")
 
 
 def split_quote(c: Citation) -> tuple[str, str, str]:
@@ -20,8 +25,43 @@ def bold_span(c: Citation) -> str:
     return f"{before}**{phrase}**{after}" if phrase else before
 
 
+def clip_context(text: str, n: int, left: bool = False) -> str:
+    """``text``, the context after a quote (or before it, ``left``), in about ``n`` characters.
+
+    Whole when it fits; else cut at a sentence boundary in the outer half of the window (no
+    mark: a sentence is a natural edge), else between two words with "…" where text was left
+    out: never inside a word. What touches the quote is kept as it is."""
+    if len(text) <= n:
+        return text
+    if left:
+        cut = len(text) - n  # keep text[cut:] at most
+        for start, _end in split_sentences(text):
+            if cut <= start <= cut + n // 2:
+                return text[start:]
+        if not text[cut - 1].isspace():  # cut inside a word: start after it
+            space = _SPACE.search(text, cut)
+            if space is None:  # one overlong word before the quote: leave it out
+                return "…"
+            cut = space.start()
+        tail = text[cut:].lstrip()
+        return "…" + tail if tail else "… "
+    ends = [end for _start, end in split_sentences(text) if n // 2 <= end <= n]
+    if ends:
+        return text[: ends[-1]]
+    if text[n].isspace():
+        cut = n
+    else:  # the last space in the window; none: one overlong word after the quote, left out
+        cut = max((m.start() for m in _SPACE.finditer(text, 0, n)), default=0)
+    head = text[:cut].rstrip()
+    if head:
+        return head + "…"
+    return " …" if text[:1].isspace() else "…"
+
+
 def render_markdown(answer: Answer) -> str:
-    """The answer followed by its numbered excerpts (quote in bold inside its passage)."""
+    """The answer followed by its numbered excerpts (quote in bold inside its passage). An
+    excerpt's heading names the document and the place (``p. 17``); its character offsets are
+    in ``answer.citations`` (and ``--json``), not shown here."""
     text = answer.text
     if answer.mode == "extractive" and answer.kind == "fact" and not answer.abstained:
         text = " ".join(f"“{bold_span(c)}” [{c.n}]" for c in answer.citations)
@@ -34,25 +74,20 @@ def render_markdown(answer: Answer) -> str:
         if answer.passages:
             lines.append("Closest matches:")
             for p in answer.passages[:3]:
-                lines.append(
-                    f"- {p.title} ({p.source}, chars {p.start}-{p.end}): {_clip(p.text, 200)}"
-                )
+                title = display_title(p.title, p.source)
+                body = " ".join(clip_context(p.text, 200).split())
+                lines.append(f"- {title} ({p.source}): {body}")
         return "\n".join(lines).rstrip() + "\n"
     if answer.kind == "fact" and answer.citations:
         lines += [f"_confidence {answer.confidence:.0%}_", ""]
     for c in answer.citations:
         a, b = c.start - c.passage_start, c.end - c.passage_start
-        context = f"{_clip(c.passage[:a], 240, left=True)}**{c.quote}**{_clip(c.passage[b:], 240)}"
-        where = f"{c.locator}, " if c.locator else ""  # "p. 17, " for a PDF
-        lines.append(f"[{c.n}] {c.title} ({c.source}, {where}chars {c.start}-{c.end})")
+        before = clip_context(c.passage[:a], 240, left=True)
+        context = f"{before}**{c.quote}**{clip_context(c.passage[b:], 240)}"
+        where = f", {c.locator}" if c.locator else ""  # ", p. 17" for a PDF
+        lines.append(f"[{c.n}] {display_title(c.title, c.source)} ({c.source}{where})")
         lines.append(f"    {' '.join(context.split())}")
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _clip(text: str, n: int, left: bool = False) -> str:
-    if len(text) <= n:
-        return text
-    return "…" + text[-n:] if left else text[:n] + "…"
 
 
 def with_notice(answer: Answer, notice: str) -> Answer:

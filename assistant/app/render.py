@@ -6,7 +6,8 @@ from __future__ import annotations
 import html
 import re
 
-from ..answer.render import split_quote
+from ..answer.render import clip_context, split_quote
+from ..corpus import display_title
 from ..extract import format_of
 from ..types import Answer, Citation, Passage, counted
 
@@ -23,9 +24,9 @@ def _esc(text: object) -> str:
 
 
 def _clip(text: str, n: int, left: bool = False) -> str:
-    if len(text) <= n:
-        return text
-    return "…" + text[-n:].lstrip() if left else text[:n].rstrip() + "…"
+    """``text`` in about ``n`` characters, cut at a sentence or between words, never inside
+    one (``clip_context``)."""
+    return clip_context(text, n, left)
 
 
 def _markers(escaped: str) -> str:
@@ -33,21 +34,31 @@ def _markers(escaped: str) -> str:
     return re.sub(r"\[(\d{1,3})\]", r'<span class="cite">[\1]</span>', escaped)
 
 
+def _offsets(start: int, end: int) -> str:
+    """The character offsets, for the excerpt's details line (not its heading)."""
+    return (
+        f'<span class="offsets" title="character offsets in the document\'s text">'
+        f"chars {int(start)}-{int(end)}</span>"
+    )
+
+
 def render_citation(c: Citation, open_: bool = False) -> str:
-    """One numbered excerpt: title and location, then the quote highlighted in its passage."""
+    """One numbered excerpt: title, file and place (``p. 17``), then the quote highlighted in
+    its passage, then a details line: links to the file and the quote's character offsets."""
     a = max(0, c.start - c.passage_start)
     b = max(a, c.end - c.passage_start)
     before = _clip(c.passage[:a], CONTEXT_CHARS, left=True)
     after = _clip(c.passage[b:], CONTEXT_CHARS)
     quote = c.passage[a:b] or c.quote
-    where = f"{_esc(c.locator)} · " if c.locator else ""
+    where = f" · {_esc(c.locator)}" if c.locator else ""
     return (
         f'<details class="excerpt"{" open" if open_ else ""}>'
-        f'<summary><span class="cite">[{c.n}]</span> <b>{_esc(c.title)}</b> '
-        f'<span class="where">{_esc(c.source)} · {where}chars {c.start}-{c.end}</span></summary>'
+        f'<summary><span class="cite">[{c.n}]</span> <b>{_esc(display_title(c.title, c.source))}'
+        f'</b> <span class="where">{_esc(c.source)}{where}</span></summary>'
         f'<div class="passage">{_esc(before)}<mark class="quote">'
         f"{_quote_html(c) if quote == c.quote else _esc(quote)}</mark>"
-        f"{_esc(after)}</div>{render_file_links(c.source, c.page)}</details>"
+        f"{_esc(after)}</div>{render_file_links(c.source, c.page, _offsets(c.start, c.end))}"
+        "</details>"
     )
 
 
@@ -58,8 +69,9 @@ def document_url(doc_id: str, page: int | None = None) -> str:
     return f"{DOCUMENT_ROUTE}/{quote(doc_id, safe='/')}" + (f"#page={page}" if page else "")
 
 
-def render_file_links(doc_id: str, page: int | None = None) -> str:
-    """Links to the original file: open a PDF at the page in a new tab; download the file."""
+def render_file_links(doc_id: str, page: int | None = None, details: str = "") -> str:
+    """Links to the original file: open a PDF at the page in a new tab; download the file;
+    then ``details`` (markup already made safe: the excerpt's offsets)."""
     links = []
     if page and format_of(doc_id) == "pdf":
         links.append(
@@ -69,6 +81,8 @@ def render_file_links(doc_id: str, page: int | None = None) -> str:
     links.append(
         f'<a class="download" href="{_esc(document_url(doc_id))}" download>download the file</a>'
     )
+    if details:
+        links.append(details)
     return f'<div class="files">{" · ".join(links)}</div>'
 
 
@@ -85,11 +99,14 @@ def render_match(p: Passage, outdated: bool = False) -> str:
     """A closest match shown under an abstention (no quote to highlight); ``outdated`` when
     the file no longer holds this text (edited since the build)."""
     note = f' <span class="outdated">({OUTDATED})</span>' if outdated else ""
+    locator = p.where()[1]  # "p. 17", "§ Safety": where the passage starts
+    where = f" · {_esc(locator)}" if locator else ""
     return (
         f'<details class="excerpt match{" outdated-match" if outdated else ""}">'
-        f"<summary><b>{_esc(p.title)}</b> "
-        f'<span class="where">{_esc(p.source)} · chars {p.start}-{p.end}</span>{note}</summary>'
-        f'<div class="passage">{_esc(_clip(p.text, 2 * CONTEXT_CHARS))}</div></details>'
+        f"<summary><b>{_esc(display_title(p.title, p.source))}</b> "
+        f'<span class="where">{_esc(p.source)}{where}</span>{note}</summary>'
+        f'<div class="passage">{_esc(_clip(p.text, 2 * CONTEXT_CHARS))}</div>'
+        f'<div class="files">{_offsets(p.start, p.end)}</div></details>'
     )
 
 
@@ -196,14 +213,16 @@ def render_status(info: dict) -> str:
 
 
 def render_documents(info: dict) -> str:
-    """The documents panel: index facts, then one row per indexed document."""
+    """The documents panel: index facts, then one row per indexed document (its title as
+    ``display_title`` shows it)."""
     if not info.get("built"):
         if info.get("seed_files") == 0:
             return f"<p>No index has been built yet, and there are no documents. {_how_to_add(info)}.</p>"
         return "<p>No index has been built yet: press <b>Build the index</b>.</p>"
     docs = info.get("documents", {})
     rows = "".join(
-        f"<tr><td>{_esc(d.get('title', ''))}</td><td><code>{_esc(doc_id)}</code></td>"
+        f"<tr><td>{_esc(display_title(d.get('title', ''), doc_id))}</td>"
+        f"<td><code>{_esc(doc_id)}</code></td>"
         f"<td>{_esc(d.get('format') or format_of(doc_id) or '')}</td>"
         f"<td>{int(d['pages']) if d.get('pages') else ''}</td>"
         f"<td>{int(d.get('chunks', 0))}</td><td></td></tr>"
@@ -221,7 +240,9 @@ def render_documents(info: dict) -> str:
         f"<p><b>Index:</b> model <code>{_esc(info.get('model', ''))}</code>, "
         f"{counted(int(info.get('chunks', 0)), 'chunk')}, {counted(len(docs), 'document')}, built "
         f"{_esc(info.get('created', ''))}; {state}.</p>"
-        '<table class="docs-table"><thead><tr><th>title</th><th>file</th><th>format</th>'
-        "<th>pages</th><th>chunks</th><th>note</th></tr>"
-        f"</thead><tbody>{rows}</tbody></table></div>"
+        # In a scrolling box: on a narrow screen the table scrolls sideways as a whole instead
+        # of breaking its headers letter by letter (style.py).
+        '<div class="docs-scroll"><table class="docs-table"><thead><tr><th>title</th>'
+        "<th>file</th><th>format</th><th>pages</th><th>chunks</th><th>note</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table></div></div>"
     )

@@ -20,8 +20,24 @@ CSS = """
 #status-banner .banner { border-radius: 6px; padding: 0.5em 0.8em; }
 #status-banner .banner.warn { background: #fef3c7; color: #78350f; }
 #status-banner .banner.ok { font-size: 0.85em; opacity: 0.8; }
-.docs-table td, .docs-table th { padding: 0.2em 0.8em 0.2em 0; text-align: left; }
-.docs-table tr.skipped { color: #b45309; }
+/* The documents table, readable at 360-400 px: Gradio's Markdown lets text break anywhere
+   (overflow-wrap: anywhere), which squeezed the headers letter by letter on a phone. Here words
+   stay whole, headers and file names on one line, and a table wider than the screen scrolls
+   sideways inside its box (.docs-scroll) instead of being crushed. */
+.docs .docs-scroll { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
+.docs .docs-table { margin: 0; word-break: normal; overflow-wrap: normal; }
+.docs .docs-table td, .docs .docs-table th { padding: 0.2em 0.8em 0.2em 0; text-align: left;
+  vertical-align: top; word-break: normal; overflow-wrap: normal; }
+.docs .docs-table th { white-space: nowrap; }
+.docs .docs-table td code { white-space: nowrap; }
+.docs .docs-table td:first-child { min-width: 9em; }
+.docs .docs-table td:last-child:not(:empty) { min-width: 14em; }
+.docs .docs-table tr.skipped { color: #b45309; }
+@media (max-width: 480px) {
+  .docs .docs-table { font-size: 0.85em; }
+  .docs .docs-table td, .docs .docs-table th { padding: 0.15em 0.6em 0.15em 0; }
+}
+.answer .files .offsets { opacity: 0.75; }
 .answer .files { font-size: 0.82em; margin: 0.1em 0 0.3em 0; }
 .answer .outdated { color: #b45309; font-size: 0.82em; }
 /* Example questions wrap instead of being cut with an ellipsis mid-word. */
