@@ -125,6 +125,15 @@ class Settings(BaseSettings):
         description="Weight of the dense side in fusion (BM25 gets 1 - this); tuned on "
         "SciFact train.",
     )
+    rerank: bool = Field(
+        False,
+        description="Order the retrieved passages by the reader model's reading of their best "
+        "sentences (`retrieve(..., rerank=True)` per call); see BENCHMARKS.md for what it gains "
+        "and costs.",
+    )
+    rerank_depth: int = Field(
+        10, ge=1, description="Passages the reranker reads before keeping the best k."
+    )
     candidates: int = Field(
         200,
         ge=1,
@@ -166,11 +175,13 @@ class Settings(BaseSettings):
             " neighbours when they score close to it)."
         ),
     )
-    answer_scorer: Literal["fitted", "lexical"] = Field(
+    answer_scorer: Literal["fitted", "lexical", "model"] = Field(
         "fitted",
         description="How candidate sentences are scored: `fitted` (the fitted model over the "
-        "embedder's cosine and word-by-word match, key-term coverage, answer type, passage rank and more) or `lexical` "
-        "(the same model's cheap stage only: nothing embedded, faster, less accurate).",
+        "embedder's cosine and word-by-word match, key-term coverage, answer type, passage rank "
+        "and more), `lexical` (the same model's cheap stage only: nothing embedded, faster, less "
+        "accurate) or `model` (the reader model trained here reads the question with each "
+        "sentence; docs/reader-model.md; not yet the default: see BENCHMARKS.md).",
     )
     abstain_threshold: float = Field(
         0.42,
@@ -179,6 +190,14 @@ class Settings(BaseSettings):
         description="Confidence (the fitted probability that the best evidence answers, 0-1) "
         "under which the assistant says the documents do not answer; chosen from the curve by "
         "benchmarks/fit_reader.py (see BENCHMARKS.md).",
+    )
+    model_abstain_threshold: float = Field(
+        0.16,
+        ge=0,
+        le=1,
+        description="The same threshold for `ASSISTANT_ANSWER_SCORER=model` (the reader model's "
+        "calibrated probability that the quoted answer is right); chosen on held-out articles "
+        "by benchmarks/calibrate_reader.py (docs/reader-model.md).",
     )
 
     # --- optional generative mode ------------------------------------------------------------
@@ -196,6 +215,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Most passages one search may return (`retrieve(k=...)`, `/retrieve`, "
         "`assistant search -k`); a larger k is refused.",
+    )
+    max_question_chars: int = Field(
+        2000,
+        ge=1,
+        description="Longest question or query accepted, in characters (`ask()`, `retrieve()`, "
+        "`/ask`, `/retrieve`, the CLI); a longer one is refused at once, before anything is "
+        "tokenized.",
     )
 
     # --- web app -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ an unrelated turn, summaries, and a 1 MB history. Called by ``benchmarks/answers
 from __future__ import annotations
 
 import math
+import random
 import time
 
 from benchmarks.answer_sets import follow_ups, squad2_questions, with_typos
@@ -15,16 +16,21 @@ def _hit(answer, golds: list[str]) -> bool:
     return not answer.abstained and any(normalize(g) in q for g in golds for q in quotes)
 
 
-def squad2(threshold: float, n: int | None) -> list[list]:
+def squad2(threshold: float, n: int | None, scorer: str = "fitted") -> list[list]:
     from assistant.answer import ask
     from assistant.retrieval import Retriever
 
-    settings = bench_settings(squad2_seeds())
+    settings = bench_settings(squad2_seeds(), answer_scorer=scorer)
     ensure_index(settings, progress=False)
     retriever = Retriever(settings)
-    open_settings = settings.model_copy(update={"abstain_threshold": -math.inf})
+    open_settings = settings.model_copy(
+        update={"abstain_threshold": -math.inf, "model_abstain_threshold": -math.inf}
+    )
     records = []
-    for q in squad2_questions(1)[:n]:
+    questions = squad2_questions()
+    if n and n < len(questions):  # a seeded sample over all 16 articles, not the first few
+        questions = random.Random(2).sample(questions, n)
+    for q in questions:
         answer = ask(q["text"], settings=open_settings, retriever=retriever)
         records.append((q["impossible"], answer.confidence, _hit(answer, q["answers"])))
     imp = [r for r in records if r[0]]
@@ -38,7 +44,7 @@ def squad2(threshold: float, n: int | None) -> list[list]:
                 sum(c >= t and h for _, c, h in ans) / len(ans),
             ]
         )
-    print(f"\n### SQuAD 2.0 part 1, report half ({len(imp)} unanswerable, {len(ans)} answerable)\n")
+    print(f"\n### SQuAD 2.0 part 1 ({len(imp)} unanswerable, {len(ans)} answerable)\n")
     print(table(["threshold", "unanswerable abstained", "answerable answered with gold"], rows))
     return rows
 
@@ -67,7 +73,7 @@ def standalone_same(questions, chosen, settings, retriever) -> float:
 def run_extra(queries, chosen, normal, settings, retriever, threshold: float, n: int) -> None:
     from assistant.answer import ask
 
-    squad2(threshold, None)
+    squad2(threshold, max(2 * n, 1000), settings.answer_scorer)
 
     # Typos: the first n reported questions with one edit in every third content word.
     clean = normal[:n]

@@ -82,12 +82,12 @@ def follow_ups(queries: list[dict], n: int, seed: int = 5) -> list[tuple[dict, d
     return random.Random(seed).sample(pairs, min(n, len(pairs)))
 
 
-def squad2_questions(parity: int) -> list[dict]:
-    """SQuAD 2.0 part-1 questions of the articles whose position has this parity (0: the fitting
-    half, 1: the report half)."""
+def squad2_questions(parity: int | None = None) -> list[dict]:
+    """SQuAD 2.0 part-1 questions: all (None), or of the articles whose position has this
+    parity."""
     out = []
     for i, article in enumerate(squad2_articles()):
-        if i % 2 != parity:
+        if parity is not None and i % 2 != parity:
             continue
         for p in article["paragraphs"]:
             for qa in p["qas"]:

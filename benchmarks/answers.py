@@ -1,21 +1,25 @@
-"""Answers on SQuAD v1.1 dev: answer hit, excerpt hit, citation checks, latency, abstention.
+"""Answers on SQuAD v1.1 dev: answer hit, excerpt hit, bold phrase, citation checks, latency,
+abstention.
 
 The 48 dev articles are the documents (``squad_seeds()``: one file per article, chunked by the
-normal pipeline). Questions are a fixed random sample:
+normal pipeline). Questions come only from the 29 articles that are not in SQuAD 2.0 dev part 2
+(part 2 fitted and calibrated the reader model), as a fixed random sample:
 
-- ``--split report`` (default): ``random.Random(4).sample`` of 2,000 of the 10,570 questions
+- ``--split report`` (default): ``random.Random(4).sample`` of 2,000 of those questions
   (by their position in ``queries.jsonl``). These are the published figures.
-- ``--split tune``: 1,000 other questions (``random.Random(40)`` over the rest), used to tune
-  the sentence-score weights and the abstention threshold, so the reported sample is unseen.
+- ``--split tune``: 1,000 other questions of the same articles (``random.Random(40)``), used to
+  tune the quote-grouping ratios (``fit_quotes.py``), so the reported sample is unseen.
 
 Per question, ``ask()`` runs once with abstention disabled; its ``confidence`` then says what
 every threshold would do (``ask`` abstains exactly when ``confidence < threshold``), so the curve
-and the figures at the configured ``abstain_threshold`` come from the same run. The reader's
-models were fitted by ``benchmarks/fit_reader.py`` on questions outside the reported sample.
+and the figures at the configured ``abstain_threshold`` come from the same run. The reader
+model was trained by ``benchmarks/train_reader.py`` on SQuAD v1.1 train and part 2 only.
 
 - answer hit: a gold answer string (lower-cased, spaces collapsed) is inside a quoted sentence;
 - excerpt hit: a gold answer string is inside a cited excerpt (the passage shown around a quote);
   an abstention counts as a miss for both;
+- bold phrase: exact match and F1 (SQuAD's normalization) of the phrase shown in bold in the
+  first quote against the gold answers, over all questions (no bold phrase scores 0);
 - citation verification failures: citations dropped by ``ask`` plus any returned citation whose
   quote or passage differs from the file on disk (re-read here independently);
 - latency: ``ask()``, ``retrieve()`` (``Retriever.search`` with the same k) and a raw
@@ -27,8 +31,7 @@ models were fitted by ``benchmarks/fit_reader.py`` on questions outside the repo
   full index by an incremental build: only removal, nothing re-embedded) answers the held-out
   article's questions (up to ``--loo-max`` each, seeded); they should abstain.
 
-Then, unless ``--no-extra``: SQuAD 2.0 (the report half of the shared part: odd-numbered
-articles, indexed on their own), typo'd questions (``answer_sets.with_typos``), follow-ups and
+Then, unless ``--no-extra``: SQuAD 2.0 (part 1's 16 articles, indexed on their own), typo'd questions (``answer_sets.with_typos``), follow-ups and
 standalone questions after an unrelated turn, and summaries of every article
 (``benchmarks/answer_extra.py``).
 
@@ -41,9 +44,12 @@ import argparse
 import json
 import math
 import random
+import re
 import shutil
+import string
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from benchmarks.common import (
@@ -69,8 +75,15 @@ def article_of(query: dict) -> str:
     return query["gold_doc"].rsplit("_", 1)[0]
 
 
+def part2_articles() -> set[str]:
+    """The SQuAD 2.0 dev part 2 articles: used to fit the reader, never reported."""
+    with open(DATA / "squad2" / "dev-v2.0-part2.json", encoding="utf-8") as handle:
+        return {a["title"] for a in json.load(handle)["data"]}
+
+
 def samples(queries: list[dict]) -> dict[str, list[int]]:
-    ids = list(range(len(queries)))
+    fitted = part2_articles()
+    ids = [i for i, q in enumerate(queries) if article_of(q) not in fitted]
     report = random.Random(REPORT_SEED).sample(ids, REPORT_N)
     taken = set(report)
     tune = random.Random(TUNE_SEED).sample([i for i in ids if i not in taken], TUNE_N)
@@ -78,7 +91,8 @@ def samples(queries: list[dict]) -> dict[str, list[int]]:
 
 
 def loo_articles(queries: list[dict]) -> dict[str, list[str]]:
-    articles = sorted({article_of(q) for q in queries})
+    fitted = part2_articles()
+    articles = sorted({article_of(q) for q in queries} - fitted)
     report = random.Random(REPORT_SEED).sample(articles, LOO_REPORT)
     rest = [a for a in articles if a not in report]
     return {"report": report, "tune": random.Random(TUNE_SEED).sample(rest, LOO_TUNE)}
@@ -91,6 +105,28 @@ def hits(answer, golds: list[str]) -> tuple[bool, bool]:
         any(g in q for g in golds for q in quotes),
         any(g in e for g in golds for e in excerpts),
     )
+
+
+def _squad_norm(text: str) -> list[str]:
+    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
+    return re.sub(r"\b(a|an|the)\b", " ", text).split()
+
+
+def bold_scores(answer, golds: list[str]) -> tuple[float, float]:
+    """Exact match and F1 of the first quote's bold phrase against the best gold answer."""
+    c = next((c for c in answer.citations if c.answer_start is not None), None)
+    if answer.abstained or c is None:
+        return 0.0, 0.0
+    phrase = _squad_norm(c.quote[c.answer_start - c.start : c.answer_end - c.start])
+    em = f1 = 0.0
+    for gold in golds:
+        g = _squad_norm(gold)
+        em = max(em, float(phrase == g))
+        common = sum((Counter(phrase) & Counter(g)).values())
+        if common:
+            p, r = common / len(phrase), common / len(g)
+            f1 = max(f1, 2 * p * r / (p + r))
+    return em, f1
 
 
 def check_on_disk(answer, seeds: Path) -> int:
@@ -108,7 +144,9 @@ def run(
 ) -> list[dict]:
     from assistant.answer import ask
 
-    open_settings = settings.model_copy(update={"abstain_threshold": -math.inf})
+    open_settings = settings.model_copy(
+        update={"abstain_threshold": -math.inf, "model_abstain_threshold": -math.inf}
+    )
     records = []
     started = time.perf_counter()
     for n, q in enumerate(questions, start=1):
@@ -121,12 +159,15 @@ def run(
             search_s = time.perf_counter() - t1
         golds = [normalize(a) for a in q["answers"]]
         answer_hit, excerpt_hit = hits(answer, golds)
+        em, f1 = bold_scores(answer, q["answers"])
         records.append(
             {
                 "id": q["_id"],
                 "confidence": answer.confidence,
                 "answer_hit": answer_hit,
                 "excerpt_hit": excerpt_hit,
+                "bold_em": em,
+                "bold_f1": f1,
                 "quotes": len(answer.citations),
                 "quote_chars": sum(len(c.quote) for c in answer.citations),
                 "failures": answer.dropped_citations + check_on_disk(answer, settings.seeds_dir),
@@ -159,7 +200,7 @@ def loo_index(article: str, full_settings):
     """Settings for the index without ``article``: a copy of the full index, incrementally
     rebuilt on the seeds without it (only removal; the report says nothing was embedded)."""
     seeds = squad_seeds(exclude=article)
-    settings = bench_settings(seeds)
+    settings = bench_settings(seeds, answer_scorer=full_settings.answer_scorer)
     target = Path(settings.index_dir)
     if not target.exists():
         shutil.copytree(
@@ -195,16 +236,22 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="torch threads (1: on a shared 2-core machine, 2 threads collapse under load)",
     )
+    parser.add_argument(
+        "--scorer",
+        choices=["fitted", "model"],
+        default="fitted",
+        help="the reader: the fitted trees (default) or the reader model trained here",
+    )
     args = parser.parse_args(argv)
 
-    from assistant.answer import ask, stats
+    from assistant.answer import ask
     from assistant.config import Settings
     from assistant.retrieval import Retriever
 
     queries = read_jsonl(DATA / "squad" / "queries.jsonl")
     chosen = [queries[i] for i in samples(queries)[args.split]][: args.limit]
     seeds = squad_seeds()
-    settings = bench_settings(seeds)
+    settings = bench_settings(seeds, answer_scorer=args.scorer)
     if args.threads:
         import torch
 
@@ -214,15 +261,17 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     report = ensure_index(settings, progress=False)
     print(f"index: {report.summary()} ({settings.index_dir})", file=sys.stderr)
-    threshold = Settings().abstain_threshold
+    threshold = (
+        Settings().model_abstain_threshold
+        if args.scorer == "model"
+        else Settings().abstain_threshold
+    )
 
     ask_r, search_r = Retriever(settings), Retriever(settings)
     in_samples = {i for ids in samples(queries).values() for i in ids}
     warm = [q for i, q in enumerate(queries) if i not in in_samples][:20]
     run(warm, settings, ask_r, search_r)
-    stats.clear()
     normal = run(chosen, settings, ask_r, search_r, label="normal")
-    embedded, cached = stats.get("embedded", 0), stats.get("cached", 0)
 
     loo: list[dict] = []
     held = loo_articles(queries)[args.split]
@@ -251,6 +300,10 @@ def main(argv: list[str] | None = None) -> None:
             "answer hit, answered questions only",
             sum(r["answer_hit"] for r in answered) / max(1, len(answered)),
         ],
+        [
+            "bold phrase exact match / F1 (abstention off)",
+            f"{sum(r['bold_em'] for r in normal) / n:.3f} / {sum(r['bold_f1'] for r in normal) / n:.3f}",
+        ],
         ["answerable questions abstained (wrongly)", here["abstained"]],
         ["citation verification failures", failures],
         [
@@ -269,7 +322,6 @@ def main(argv: list[str] | None = None) -> None:
             "ask p50 / encode p50, ask p95 / encode p50",
             f"{ask_p50 / enc_p50:.2f} / {ask_p95 / enc_p50:.2f}",
         ],
-        ["sentences embedded / served from cache", f"{embedded} / {cached}"],
     ]
     if loo:
         loo_here = at_threshold(loo, threshold)

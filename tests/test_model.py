@@ -124,3 +124,18 @@ def test_word_by_word_match_meets_a_reworded_answer(embedder):
     assert weights[0] == 0 and weights[1] == 2.0  # "who" is no term, "succeeded" is
     sims = maxsims(q_tokens, weights, tokens)
     assert np.argmax(sims) == 1
+
+
+def test_the_reader_model_meets_a_reworded_answer():
+    """The question's "succeeded" finds the sentence's "successor": both sentences share
+    "chairman", neither has "succeed", so word overlap cannot tell them apart."""
+    from assistant.crossencoder import default_reader
+
+    sentences = [
+        "The chairman spoke to the board about the budget for next year.",
+        "Maria Lopez was named the chairman's successor in May.",
+    ]
+    reading = default_reader().read("Who succeeded the chairman?", sentences)
+    assert reading.relevance[1] > reading.relevance[0]
+    a, b = reading.spans[1]
+    assert "Maria Lopez" in sentences[1][a:b]

@@ -112,6 +112,36 @@ def test_weights_match_the_features_the_code_computes():
     assert "fit_reader" in weights["fitted"]["command"]
 
 
+def test_reader_model_card_matches_the_weights_and_the_settings():
+    from assistant import crossencoder as model
+
+    card = json.loads(model.CARD.read_text(encoding="utf-8"))
+    assert model.sha256(model.WEIGHTS) == card["sha256"]
+    assert model.WEIGHTS.stat().st_size <= 40_000_000
+    assert Settings.model_fields["model_abstain_threshold"].default == card["threshold"]
+    assert "train_reader" in card["command"] and card["learning_curve"]
+    assert "CC BY-SA 4.0" in card["data"] and "Apache-2.0" in card["base"]
+    # the fitted ranker and calibration read exactly what the code computes, in that order
+    from assistant.answer.model_reader import CONFIDENCE_FEATURES
+
+    assert card["ranker"]["features"] == model.RANK_FEATURES
+    assert card["calibration"]["features"] == CONFIDENCE_FEATURES
+    assert card["calibration_run"]["command"] == "python -m benchmarks.calibrate_reader"
+
+
+def test_a_reader_whose_weights_do_not_match_the_card_is_refused(tmp_path):
+    from assistant import crossencoder as model
+    from assistant.errors import ModelNotFoundError
+
+    weights = tmp_path / "reader.safetensors"
+    weights.write_bytes(model.WEIGHTS.read_bytes()[:-1] + b"\0")
+    card = tmp_path / "reader.json"
+    card.write_text(model.CARD.read_text(encoding="utf-8"), encoding="utf-8")
+    base = str(model.resolve_base())
+    with pytest.raises(ModelNotFoundError, match="does not match its model card"):
+        model.ReaderModel(base, weights, card)
+
+
 # --------------------------------------------------------------------------- question analysis
 
 
@@ -445,3 +475,48 @@ def test_a_typod_question_is_also_searched_as_corrected(docs):
     fused = search(r, typo, typo, 3, spelled)
     assert (clean.source, clean.start) in {(p.source, p.start) for p in fused}
     assert search(r, typo, typo, 3) == r.search(typo, k=3)  # nothing corrected: one search
+
+
+def test_the_span_head_marks_the_answering_phrase(docs):
+    from assistant.answer import select
+    from assistant.crossencoder import default_reader
+    from assistant.types import Answer, Citation, Passage
+
+    settings, r = docs
+    text = (DOCS / "announcement.txt").read_text(encoding="utf-8")
+    passage = Passage(text, "announcement.txt", "Northwind", 0, len(text), 1.0)
+    q = analyze("How much did the building work cost?", r.index)
+    cand = next(c for c in select.candidates(q, [passage]) if "3.2 million" in c.text)
+    ((a, b),) = default_reader().read(q.text, [cand.text]).spans
+    assert "3.2" in cand.text[a:b]  # the span head marks the figure
+    span = (cand.start + a, cand.start + b)
+    c = Citation.quoting(1, passage, cand.start, cand.end, span)
+    assert verify_citation(c, settings.seeds_dir) and c.quote == text[cand.start : cand.end]
+    answer = Answer(f"“{c.quote}” [1]", [c], [passage], False, q.text, q.text)
+    assert "**" in render_markdown(answer) and "**" not in answer.text
+
+
+def test_not_found_says_whether_anything_was_about_the_question(docs):
+    from assistant.answer import ABSTAIN_TEXT
+    from assistant.answer.reader import NOT_ABOUT_TEXT
+
+    settings, r = docs
+    strict = settings.model_copy(update={"abstain_threshold": 1.0})
+    about = ask("How long is the warranty?", settings=strict, retriever=r)  # all its terms there
+    assert about.abstained and about.text == ABSTAIN_TEXT
+    off = ask("What is the boiling point of liquid nitrogen?", settings=settings, retriever=r)
+    assert off.abstained and off.text == NOT_ABOUT_TEXT
+
+
+def test_the_model_scorer_answers_with_verified_quotes_and_a_bold_phrase(docs):
+    settings, r = docs
+    model = settings.model_copy(update={"answer_scorer": "model", "model_abstain_threshold": 0})
+    answer = ask("How much did the building work cost?", settings=model, retriever=r)
+    assert not answer.abstained and 0.0 <= answer.confidence <= 1.0
+    assert any("3.2 million" in c.quote for c in answer.citations)
+    for c in answer.citations:
+        assert verify_citation(c, settings.seeds_dir)
+        if c.answer_start is not None:
+            assert c.start <= c.answer_start < c.answer_end <= c.end
+    strict = model.model_copy(update={"model_abstain_threshold": 1.0})
+    assert ask("How much did the building work cost?", settings=strict, retriever=r).abstained

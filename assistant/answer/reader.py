@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from ..config import Settings
 from ..types import Answer, Passage
-from . import abstain, select
+from . import abstain, model_reader, select
 from .citations import verified_citations
 from .conversation import recent_turns, standalone_query
 from .metadata import metadata_candidates, metadata_question
@@ -29,7 +29,11 @@ from .summary import pick_document, summarize
 
 log = logging.getLogger(__name__)
 
+# The two kinds of "not found": passages about the question that do not answer it (the
+# closest are shown), or nothing in the documents about it at all.
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
+NOT_ABOUT_TEXT = "Nothing in the documents is about this question."
+ABOUT_COVERAGE = 0.5  # a passage holding this share of the question's key terms is about it
 # Fitted by ``benchmarks/fit_quotes.py`` on the tuning questions (the highest answer hit with at
 # most 1.5 quoted sentences per answer): a neighbour of the best sentence joins its quote at this
 # share of its score; another passage's best sentence becomes a second quote at this share.
@@ -81,6 +85,7 @@ def answer(
     """The extractive answer to ``question`` (see the module docstring)."""
     turns = recent_turns(history)
     query = standalone_query(question, turns, retriever.index.speller.known)
+    query = query[: settings.max_question_chars]  # a rewrite carries words from the history
     if is_summary_request(question):
         return _summary(question, query, turns, settings, retriever)
     q, passages = read(retriever, question, query, settings.answer_passages)
@@ -144,22 +149,53 @@ def extractive_answer(
     """The best sentence(s) of ``passages`` for ``query``, quoted and verified, or an
     abstention when the fitted confidence is under the threshold."""
     if not passages:
-        return _abstain(question, query, passages, 0.0, 0.0)
-    q, ranked, cands = evidence(query, passages, retriever, settings, q)
-    if not ranked:
-        return _abstain(question, query, passages, 0.0, 0.0)
-    features = abstain.features(q, ranked, cands, passages)
-    confidence = abstain.confidence(features, load_weights())
-    best = ranked[0].score
-    if confidence < settings.abstain_threshold:
-        return _abstain(question, query, passages, best, confidence)
+        return _abstain(question, query, passages, 0.0, 0.0, about=False)
+    if settings.answer_scorer == "model":
+        q = q or analyze(query, retriever.index)
+        ranked, cands, confidence = model_reader.read(q, passages)
+        threshold = settings.model_abstain_threshold
+    else:
+        q, ranked, cands = evidence(query, passages, retriever, settings, q)
+        confidence = (
+            abstain.confidence(abstain.features(q, ranked, cands, passages), load_weights())
+            if ranked
+            else 0.0
+        )
+        threshold = settings.abstain_threshold
+    best = ranked[0].score if ranked else 0.0
+    if not ranked or confidence < threshold:
+        return _abstain(question, query, passages, best, confidence, about=_about(q, cands))
     groups = select.quote_groups(ranked, settings.answer_sentences, ADJACENT_RATIO, SECOND_RATIO)
     picks = []
     for group in groups:
-        spans = [select.answer_span(q, c) for c in sorted(group, key=lambda c: -c.score)]
-        span = next((s for s in spans if s), None)
-        picks.append((passages[group[0].passage_index], group[0].start, group[-1].end, span))
+        picks.append(
+            (passages[group[0].passage_index], group[0].start, group[-1].end, _span(q, group))
+        )
     return _answer(question, query, passages, picks, best, confidence, settings, "fact")
+
+
+def _span(q: Question, group: list[select.Candidate]) -> tuple[int, int] | None:
+    """The answering phrase of a quote, as source offsets: the reader model's span head, or
+    the phrase of the wanted answer type (the fitted trees' path)."""
+    for c in sorted(group, key=lambda c: -c.score):
+        found = getattr(c, "span", None)
+        if found:
+            return c.start + found[0], c.start + found[1]
+        if not hasattr(c, "span"):
+            span = select.answer_span(q, c)
+            if span:
+                return span
+    return None
+
+
+def _about(q: Question, cands: list[select.Candidate]) -> bool:
+    """Whether the passages are about the question (then "no sentence answers it" rather
+    than "nothing is about it"): one of the passages read holds at least ``ABOUT_COVERAGE``
+    of the question's key terms (IDF-weighted)."""
+    by_passage: dict[int, set[str]] = {}
+    for c in cands:
+        by_passage.setdefault(c.passage_index, set()).update(c.terms)
+    return any(q.coverage(terms) >= ABOUT_COVERAGE for terms in by_passage.values())
 
 
 def _answer(question, query, passages, picks, evidence, confidence, settings, kind) -> Answer:
@@ -196,8 +232,13 @@ def _summary(question, query, turns, settings, retriever) -> Answer:
     )
 
 
-def _abstain(question, query, passages, evidence, confidence, dropped=0, notices=None) -> Answer:
-    return _reply(question, query, passages, evidence, confidence, dropped, notices or [])
+def _abstain(
+    question, query, passages, evidence, confidence, dropped=0, notices=None, about=True
+) -> Answer:
+    text = ABSTAIN_TEXT if about else NOT_ABOUT_TEXT
+    return _reply(
+        question, query, passages, evidence, confidence, dropped, notices or [], text=text
+    )
 
 
 def _reply(
@@ -214,7 +255,7 @@ def _reply(
 ) -> Answer:
     """An ``Answer``: quoting ``citations`` with ``text``, or (without them) an abstention."""
     return Answer(
-        text=text if citations else ABSTAIN_TEXT,
+        text=text if citations else (text or ABSTAIN_TEXT),
         citations=citations or [],
         passages=passages,
         abstained=not citations,

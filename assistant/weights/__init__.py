@@ -1,0 +1,1 @@
+"""The reader model's weights and model card (``reader.safetensors``, ``reader.json``)."""

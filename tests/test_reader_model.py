@@ -1,0 +1,77 @@
+"""The reader model trained here: its training command's smoke mode (what CI runs instead of
+training), resuming, export and loading, and calls from many threads at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+DATA = REPO.parent / "shared" / "data"
+
+
+def _train(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.train_reader", "--quick", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not (DATA / "squad" / "train-v1.1.json").exists(), reason="no SQuAD train")
+def test_quick_training_runs_resumes_exports_and_loads(tmp_path):
+    from assistant import crossencoder as model
+
+    run = tmp_path / "run"
+    first = _train("--out", str(run))
+    assert first.returncode == 0, first.stderr[-2000:]
+    curve = [json.loads(x) for x in (run / "curve.jsonl").read_text().splitlines()]
+    assert curve[0]["pairs"] == 0 and curve[-1]["pairs"] > 0  # a learning curve is kept
+    assert (run / "checkpoint.pt").exists()
+    again = _train("--out", str(run))  # finished: resumes at its last step, trains nothing
+    assert again.returncode == 0 and "resumed at step" in again.stderr
+    assert [json.loads(x) for x in (run / "curve.jsonl").read_text().splitlines()] == curve
+    pkg = tmp_path / "pkg"
+    exported = _train("--out", str(run), "--export", "--export-to", str(pkg))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    card = json.loads((pkg / "reader.json").read_text())
+    assert card["sha256"] == model.sha256(pkg / "reader.safetensors")
+    reader = model.ReaderModel(
+        str(model.resolve_base()), pkg / "reader.safetensors", pkg / "reader.json"
+    )
+    reading = reader.read("How long is the warranty?", ["The warranty lasts two years.", "Hi."])
+    assert reading.relevance.shape == (2,) and 0.0 <= reading.answer_probability <= 1.0
+
+
+def test_the_reader_is_safe_to_call_from_many_threads():
+    from assistant.crossencoder import default_reader
+
+    reader = default_reader()
+    cases = [
+        ("How long is the warranty?", ["The warranty lasts two years.", "Descale monthly."]),
+        ("Who is the treasurer?", ["Present: Tom Becker (treasurer), Ana Ruiz.", "It rained."]),
+        ("When does the branch open?", ["The Eastgate branch opens on 1 June 2026."]),
+    ]
+    alone = [reader.read(q, s) for q, s in cases]
+
+    def call(i: int):
+        q, s = cases[i % len(cases)]
+        return i % len(cases), reader.read(q, s)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(16 * 25)))
+    for k, reading in results:
+        assert np.allclose(reading.relevance, alone[k].relevance, atol=1e-4)
+        assert reading.spans == alone[k].spans
