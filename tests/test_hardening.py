@@ -431,6 +431,8 @@ def test_a_signal_during_a_build_says_interrupted_and_keeps_the_index(
         stderr=subprocess.PIPE,
         env=os.environ.copy(),
         text=True,
+        # a shell's background job inherits an ignored SIGINT: give the build the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert proc.stdout.readline().strip() == "EMBEDDING"

@@ -299,7 +299,9 @@ def test_corpus_html_is_rendered_escaped_end_to_end(server):
 
 def test_chat_event_output_is_escaped_html(server):
     """The chat handler's own output (what the browser receives) carries no live markup."""
-    events = _call_private_event(server, "respond", ["What does the hostile sample say?", [], []])
+    events = _call_private_event(
+        server, "respond", ["What does the hostile sample say?", [], [], []]
+    )
     finished = [e for e in events if e.get("msg") == "process_completed"]
     assert finished and finished[-1].get("success"), events[-3:]
     text = json.dumps(finished[-1]["output"])
