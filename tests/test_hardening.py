@@ -446,3 +446,44 @@ def test_a_signal_during_a_build_says_interrupted_and_keeps_the_index(
     assert live_build(seeded) == before
     report = build_index(seeded, embedder=fake_embedder)  # the lock was released
     assert report.new == 1
+
+
+def test_16_threads_of_ask_with_a_rebuild_swapped_in_midway(seeded, fake_embedder):
+    """16 threads x 25 ``ask()`` calls while a build adds a document and swaps itself in: no
+    call fails, and every citation is the source's text at its offsets."""
+    from assistant.answer import ask, verify_citation
+
+    build_index(seeded, embedder=fake_embedder)
+    retriever = Retriever(seeded, embedder=fake_embedder)
+    questions = [
+        "How many troops took part in the parade?",
+        "How long do cats sleep?",
+        "How long should the dough be kneaded?",
+        "Who is Kim Ju Ae?",
+    ]
+    errors: list[BaseException] = []
+    started = threading.Barrier(17)
+
+    def work(i: int) -> int:
+        started.wait()
+        cited = 0
+        for j in range(25):
+            try:
+                answer = ask(questions[(i + j) % 4], settings=seeded, retriever=retriever)
+            except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+                errors.append(exc)
+                continue
+            for c in answer.citations:
+                assert verify_citation(c, seeded.seeds_dir), c
+                cited += 1
+        return cited
+
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(work, i) for i in range(16)]
+        started.wait()
+        write(seeded, "owls.txt", "Owls hunt at night. A barn owl eats about four mice a day.\n")
+        build_index(seeded, embedder=fake_embedder)  # swapped in while the threads ask
+        cited = sum(f.result() for f in futures)
+    assert not errors, errors[:3]
+    assert cited > 0
+    assert any(p.source == "owls.txt" for p in retriever.search("barn owl mice", k=3))
