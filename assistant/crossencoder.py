@@ -206,7 +206,6 @@ class ReaderModel:
     """The shipped reader, loaded once per process and safe to call from several threads."""
 
     def __init__(self, base_path: str, weights: Path = WEIGHTS, card: Path = CARD) -> None:
-        import torch
         from safetensors.torch import load_file
         from transformers import AutoTokenizer
 
@@ -228,7 +227,6 @@ class ReaderModel:
         self.net.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(base_path)
         self._lock = threading.Lock()
-        self._torch = torch
 
     def read(self, question: str, sentences: list[str]) -> Reading:
         with self._lock:
@@ -271,10 +269,6 @@ def get_reader(base_path: str) -> ReaderModel:
         if base_path not in _loaded:
             _loaded[base_path] = ReaderModel(base_path)
         return _loaded[base_path]
-
-
-def available() -> bool:
-    return WEIGHTS.exists() and CARD.exists()
 
 
 def resolve_base() -> Path:

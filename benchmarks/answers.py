@@ -55,6 +55,7 @@ from pathlib import Path
 from benchmarks.common import (
     CACHE,
     DATA,
+    add_scorer_option,
     bench_settings,
     ensure_index,
     machine_note,
@@ -236,12 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="torch threads (1: on a shared 2-core machine, 2 threads collapse under load)",
     )
-    parser.add_argument(
-        "--scorer",
-        choices=["fitted", "model"],
-        default="fitted",
-        help="the reader: the fitted trees (default) or the reader model trained here",
-    )
+    add_scorer_option(parser)
     args = parser.parse_args(argv)
 
     from assistant.answer import ask

@@ -77,7 +77,7 @@ def read_all(asked: list[dict], retriever, settings) -> list[dict]:
     rows = []
     for i, item in enumerate(asked, start=1):
         q, passages = R.read(retriever, item["q"], item["q"], settings.answer_passages)
-        short = M.shortlisted(q, passages)
+        cands, short = M.shortlisted(q, passages)
         if not short:
             continue
         reading = model.read(q.spelled, [c.text for c in short])
@@ -89,11 +89,7 @@ def read_all(asked: list[dict], retriever, settings) -> list[dict]:
                 "x": M.rank_features(short, reading.relevance, passages),
                 "y": np.array(labels, dtype=int),
                 "p": reading.answer_probability,
-                "reading": (
-                    q,
-                    short,
-                    M.select.without_headings(q, M.select.candidates(q, passages)),
-                ),
+                "reading": (q, short, cands),
             }
         )
         if i % 100 == 0:

@@ -112,6 +112,16 @@ def index_dir_for(seeds: Path, settings_fields: dict) -> Path:
     return seeds.parent / f"index-{key}"
 
 
+def add_scorer_option(parser) -> None:
+    """``--scorer``: which reader a benchmark asks with (``ASSISTANT_ANSWER_SCORER``)."""
+    parser.add_argument(
+        "--scorer",
+        choices=["fitted", "model"],
+        default="fitted",
+        help="the reader: the fitted trees (default) or the reader model trained here",
+    )
+
+
 def bench_settings(seeds: Path, **overrides):
     """Settings for a benchmark: seeds and a cached index folder keyed by what shapes the index."""
     from assistant.config import Settings

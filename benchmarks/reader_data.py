@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import dataclass
 
 from assistant.chunking import split_sentences
@@ -31,7 +30,6 @@ except ImportError:  # run as a script
 HELD_OUT = 24  # train articles kept for the learning curve and calibration
 PART2_CALIBRATION = 7  # of part 2's 19 articles, kept for calibration
 GROUP = 6  # sentences per shortlist in training
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 
 
 @dataclass
@@ -46,10 +44,6 @@ class Group:
 def load_articles(path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)["data"]
-
-
-def _sentences(context: str) -> list[tuple[int, int]]:
-    return split_sentences(context)
 
 
 def _bm25(texts: list[str]):
@@ -78,7 +72,7 @@ def article_groups(
     flat: list[tuple[int, int, int, str]] = []  # paragraph, start, end, text
     for p, para in enumerate(article["paragraphs"]):
         ctx = para["context"]
-        for a, b in _sentences(ctx):
+        for a, b in split_sentences(ctx):
             flat.append((p, a, b, ctx[a:b]))
     if not flat:
         return []
@@ -231,7 +225,3 @@ def held_out_groups(seed: int, per_article: int = 40) -> dict[str, list[Group]]:
             rng.shuffle(gs)
             out[name].extend(gs[:per_article])
     return out
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text)

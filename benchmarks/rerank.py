@@ -94,19 +94,6 @@ def scifact() -> list[list]:
     return out
 
 
-def encode_p50(texts: list[str]) -> float:
-    from assistant.config import Settings
-    from assistant.embedder import get_embedder
-
-    model = get_embedder(Settings().model)._model
-    times = []
-    for text in texts:
-        t0 = time.perf_counter()
-        model.encode([text], normalize_embeddings=True, convert_to_numpy=True)
-        times.append((time.perf_counter() - t0) * 1000)
-    return percentiles(times)[0]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=500, help="SQuAD questions")
@@ -117,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = squad(args.n)
     torch.set_num_threads(args.threads)
-    enc = encode_p50(["How many troops took part in the parade?"] * 50)
+    from assistant.config import Settings
+    from benchmarks.answers import encode_p50
+
+    enc = encode_p50(Settings(), ["How many troops took part in the parade?"] * 50)
     print(f"\n## Reranked retrieval: SQuAD v1.1 dev ({args.n} report questions, k=3)\n")
     print(
         table(

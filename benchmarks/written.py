@@ -31,6 +31,7 @@ from benchmarks.common import (
     CACHE,
     REPO,
     _write_if_changed,
+    add_scorer_option,
     bench_settings,
     ensure_index,
     normalize,
@@ -193,12 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-declined", type=float, help="exit 1 if near misses declined is under this fraction"
     )
-    parser.add_argument(
-        "--scorer",
-        choices=["fitted", "model"],
-        default="fitted",
-        help="the reader: the fitted trees (default) or the reader model trained here",
-    )
+    add_scorer_option(parser)
     args = parser.parse_args(argv)
 
     texts = {name: path.read_text(encoding="utf-8") for name, path in DOCS.items()}

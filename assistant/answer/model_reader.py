@@ -85,9 +85,13 @@ def confidence_features(
     )
 
 
-def shortlisted(q: Question, passages: list[Passage]) -> list[select.Candidate]:
-    """The shortlist of ``passages``' sentences (headings only for a question about titles)."""
-    return shortlist(select.without_headings(q, select.candidates(q, passages)))
+def shortlisted(
+    q: Question, passages: list[Passage]
+) -> tuple[list[select.Candidate], list[select.Candidate]]:
+    """Every candidate sentence of ``passages`` (headings only for a question about titles)
+    and the shortlist the model reads."""
+    cands = select.without_headings(q, select.candidates(q, passages))
+    return cands, shortlist(cands)
 
 
 def read(
@@ -96,16 +100,14 @@ def read(
     """The shortlist ranked by the model (best first; each candidate's ``score`` its ranked
     probability and ``span`` the answering phrase, offsets into its text), every candidate,
     and the calibrated confidence."""
-    cands = select.without_headings(q, select.candidates(q, passages))
-    short = shortlist(cands)
+    cands, short = shortlisted(q, passages)
     if not short:
         return [], cands, 0.0
     reader = default_reader()
     reading = reader.read(q.spelled, [c.text for c in short])
     features = rank_features(short, reading.relevance, passages)
     for c, p, span in zip(short, reader.ranked(features), reading.spans):
-        c.score = float(p)
-        c.span = span  # type: ignore[attr-defined]
+        c.score, c.span = float(p), span
     ranked = sorted(short, key=lambda c: -c.score)
     return (
         ranked,

@@ -169,22 +169,24 @@ def extractive_answer(
     picks = []
     for group in groups:
         picks.append(
-            (passages[group[0].passage_index], group[0].start, group[-1].end, _span(q, group))
+            (
+                passages[group[0].passage_index],
+                group[0].start,
+                group[-1].end,
+                _span(q, group, settings.answer_scorer == "model"),
+            )
         )
     return _answer(question, query, passages, picks, best, confidence, settings, "fact")
 
 
-def _span(q: Question, group: list[select.Candidate]) -> tuple[int, int] | None:
+def _span(q: Question, group: list[select.Candidate], model: bool) -> tuple[int, int] | None:
     """The answering phrase of a quote, as source offsets: the reader model's span head, or
-    the phrase of the wanted answer type (the fitted trees' path)."""
+    (the fitted trees' path) the phrase of the wanted answer type."""
     for c in sorted(group, key=lambda c: -c.score):
-        found = getattr(c, "span", None)
-        if found:
-            return c.start + found[0], c.start + found[1]
-        if not hasattr(c, "span"):
-            span = select.answer_span(q, c)
-            if span:
-                return span
+        span = (c.start + c.span[0], c.start + c.span[1]) if c.span else None
+        span = span if model else select.answer_span(q, c)
+        if span:
+            return span
     return None
 
 

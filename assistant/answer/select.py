@@ -68,6 +68,7 @@ class Candidate:
     features: dict[str, float] = field(default_factory=dict)
     prior: float = 0.0  # shortlist probability
     score: float = 0.0  # probability that the sentence holds the answer
+    span: tuple[int, int] | None = None  # the reader model's answering phrase (offsets in text)
 
     def vector(self, names: list[str]) -> list[float]:
         return [self.features.get(n, 0.0) for n in names]
