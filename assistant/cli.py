@@ -300,8 +300,20 @@ def build(
             )
         else:
             from .build import build_index
+            from .priority import lower_priority, served
 
-            report = build_index(settings, full=full, wait=None if wait else 0)
+            embedder = None
+            if served(settings.index_dir):  # yield the CPU to the chat (ASSISTANT_BUILD_*)
+                from .embedders import embedder_for
+
+                embedder = embedder_for(settings)
+                lower_priority(settings.build_nice, settings.build_threads)
+                typer.echo(
+                    f"note: `assistant serve` is serving this index: this build runs at nice "
+                    f"+{settings.build_nice} with {counted(settings.build_threads, 'thread')}",
+                    err=True,
+                )
+            report = build_index(settings, full=full, wait=None if wait else 0, embedder=embedder)
     except OSError as exc:
         _fail(f"the build failed ({exc}); the previous index is intact: fix this and rebuild", 1)
         raise  # unreachable
@@ -419,11 +431,22 @@ def serve(
     build_first: Annotated[
         bool, typer.Option("--build/--no-build", help="Update the index before serving.")
     ] = False,
+    watch: Annotated[
+        bool | None,
+        typer.Option(
+            "--watch/--no-watch",
+            help="Index files added, changed or removed in the seeds folder by other programs "
+            "(default: ASSISTANT_WATCH, true).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the web chat (Gradio) on HOST:PORT."""
     from .app import check_port
 
     settings = _settings()
+    if watch is not None:
+        settings = settings.model_copy(update={"watch": watch})
     check_port(host, port)  # before building: a busy port is said at once, with the fix
     if build_first:
         from .build import build_index

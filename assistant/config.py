@@ -226,6 +226,29 @@ class Settings(BaseSettings):
 
     # --- web app -----------------------------------------------------------------------------
     max_upload_kb: int = Field(2048, ge=1, description="Largest document the web app accepts.")
+    watch: bool = Field(
+        True,
+        description="`serve` watches the seeds folder and indexes files added, changed or "
+        "removed there by other programs (once they stop changing); `serve --no-watch` is false.",
+    )
+    max_waiting: int = Field(
+        64,
+        ge=1,
+        description="Chat and API requests that may wait for the web app at once; one more is "
+        'answered at once with "busy, try again" (HTTP 503) instead of waiting minutes.',
+    )
+    build_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the CPU priority of a build is than the chat's, for builds "
+        "the web app runs and `assistant build` runs beside a `serve` of the same index.",
+    )
+    build_threads: int = Field(
+        1,
+        ge=1,
+        description="Torch threads of such a build (the chat keeps the other cores).",
+    )
 
     @field_validator("seeds_dir", "index_dir")
     @classmethod

@@ -222,38 +222,57 @@ def test_app_builds_with_named_api_endpoints(seeded, fake_model):
 
 
 def _handler(demo, name: str):
-    return next(f.fn for f in demo.fns.values() if f.fn.__name__ == name)
+    return next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name)
 
 
 def test_missing_index_is_announced_and_the_fix_builds_it(seeded, fake_model):
     demo = web.build_app(seeded)
-    refresh, rebuild = _handler(demo, "refresh"), _handler(demo, "rebuild")
-    banner, fix, panel, _examples, other = refresh()
-    assert "No index yet" in banner and fix.visible is True
-    assert other.visible is False  # one "Build the index" button at a time
+    refresh, build_now, poll = (_handler(demo, n) for n in ("refresh", "build_now", "poll"))
+    banner, fix, panel, _examples = refresh()
+    assert "No index yet" in banner and fix.visible is True  # the one Build button
     assert "No index has been built" in panel
 
-    steps = list(rebuild())
-    log, banner, fix, panel, examples, other = steps[-1]
+    assert build_now().visible is False  # pressed: hidden while the build runs
+    assert demo.indexer.wait_idle(120)
+    seen, log, banner, fix, panel, examples, ids, scope = poll(-1, [])
     assert "Index built: 3 documents: 3 new" in log
-    assert "3 documents" in banner and fix.visible is False and other.visible is True
+    assert "3 documents" in banner and fix.visible is False  # up to date: no button
     assert "notes/bread.md" in panel and "Baking bread" in panel
     assert any("troops" in sample[0] for sample in examples.raw_samples)
+    assert "notes/bread.md" in ids and ("notes/bread.md", "notes/bread.md") in scope.choices
+    assert poll(seen, []) == poll(seen, [])  # nothing new: the page is left as it is
 
-    # An upload makes the index stale: the banner says so and offers the button again.
+    # An upload is indexed at once, without pressing anything.
     add_document = _handler(demo, "add_document")
     upload = seeded.seeds_dir.parent / "incoming" / "Lighthouse notes.txt"
     upload.parent.mkdir()
     upload.write_text("The Quill Island lighthouse was painted teal.\n", encoding="utf-8")
     message, cleared = add_document(str(upload))
-    assert "Lighthouse-notes.txt" in message and cleared is None
+    assert "Lighthouse-notes.txt" in message and "indexed now" in message and cleared is None
     assert (seeded.seeds_dir / "Lighthouse-notes.txt").exists()
-    banner, fix, _, _, other = refresh()
-    assert "out of date" in banner and fix.visible is True and other.visible is False
+    assert demo.indexer.wait_idle(120)
+    _, log, banner, fix, panel, *_ = poll(seen, [])
+    assert "1 new" in log and "out of date" not in banner and fix.visible is False
+    assert "Lighthouse-notes.txt" in panel
     bad = upload.with_name("run.sh")
     bad.write_text("echo hi\n")
     message, _ = add_document(str(bad))
     assert "Not added" in message and not (seeded.seeds_dir / "run.sh").exists()
+    demo.indexer.close()
+
+
+def test_indexing_banner_says_why_how_far_and_what_answers_meanwhile():
+    banner = web.render_indexing(
+        {
+            "reasons": ["added <b>x</b>.txt"],
+            "stage": "embedding",
+            "done": 3,
+            "total": 8,
+            "seconds": 2,
+        }
+    )
+    assert "Indexing" in banner and "embedding 3/8 chunks" in banner and "(2s)" in banner
+    assert "&lt;b&gt;x&lt;/b&gt;.txt" in banner and "previous index" in banner
 
 
 def test_chat_streams_then_renders_the_answer_and_follows_up(seeded, fake_model):
@@ -261,27 +280,33 @@ def test_chat_streams_then_renders_the_answer_and_follows_up(seeded, fake_model)
     demo = web.build_app(seeded)
     respond, new_chat = _handler(demo, "respond"), _handler(demo, "new_chat")
     steps = list(
-        respond("How many troops featured in the Wednesday night military parade?", [], [])
+        respond("How many troops featured in the Wednesday night military parade?", [], None)
     )
     assert len(steps) >= 3  # the question, at least one partial answer, the final answer
     assert "streaming" in steps[1][1][-1]["content"]
-    assert all(step[3] is not None for step in steps)
-    _, chat, turns, kept = steps[-1]
-    assert kept["chat"] == chat and len(kept["turns"]) == 1  # the browser's copy, after the answer
+    _, chat, kept, listed, title = steps[-1]
+    now = kept["chats"][0]
+    assert now["chat"] == chat and len(now["turns"]) == 1  # the browser's copy, after the answer
+    assert now["title"].startswith("How many troops") and listed.value == now["id"]
+    assert title == now["title"]
     assert [m["role"] for m in chat] == ["user", "assistant"]
     assert "answer-final" in chat[-1]["content"] and "<mark" in chat[-1]["content"]
-    assert turns[0][0].startswith("How many troops") and "[1]" in turns[0][1]
+    question, answer, markdown = now["turns"][0]
+    assert question.startswith("How many troops") and "[1]" in answer and "[1] " in markdown
 
-    _, chat, turns, kept = list(respond("And when was that?", chat, turns))[-1]
-    assert len(chat) == 4 and len(turns) == 2 and kept["turns"] == turns
+    _, chat, kept, _, _ = list(respond("And when was that?", chat, kept))[-1]
+    assert len(chat) == 4 and len(kept["chats"][0]["turns"]) == 2 and len(kept["chats"]) == 1
     assert "searched for:" in chat[-1]["content"]
-    assert new_chat() == ([], [], "", {"chat": [], "turns": []})  # the browser's copy too
+    _, shown, fresh, listed, title = new_chat(kept)
+    assert shown == [] and len(fresh["chats"]) == 2 and title.value == "New chat"
+    assert fresh["chats"][1]["chat"] == chat  # the first conversation is kept
 
     # A reload: the page sends what this browser kept; junk in it is dropped, not shown.
     restore = _handler(demo, "restore")
-    assert restore(kept) == (chat, turns)
-    assert restore(None) == ([], []) and restore("junk") == ([], [])
-    assert restore({"chat": [{"role": "system", "content": "x"}, 3], "turns": [[1]]}) == ([], [])
+    assert restore(kept)[0] == chat
+    assert restore(None)[0] == [] and restore("junk")[0] == []
+    junk = {"chats": [{"chat": [{"role": "system", "content": "x"}, 3], "turns": [[1]]}]}
+    assert restore(junk)[0] == []
 
 
 def _free_port() -> int:

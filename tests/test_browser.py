@@ -226,7 +226,7 @@ def test_html_in_documents_and_questions_shows_as_text_and_runs_nothing(page):
     assert page.dialogs == []  # type: ignore[attr-defined]
 
 
-def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
+def test_upload_is_indexed_at_once_then_answered(page, server, tmp_path):
     expect = playwright_api.expect
     upload = tmp_path / "Quill Island (notes).txt"
     upload.write_text(UPLOADED_DOC, encoding="utf-8")
@@ -235,10 +235,9 @@ def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
     page.locator("#upload input[type=file]").set_input_files(str(upload))
     expect(page.locator("#upload-message .upload-ok")).to_contain_text("Quill-Island-notes.txt")
     assert (server["seeds"] / "Quill-Island-notes.txt").read_text() == UPLOADED_DOC
-    expect(page.locator("#status-banner")).to_contain_text("out of date")
-
-    page.click("#fix-index")  # the one "Build the index" button while the index is stale
+    # Indexed at once, without pressing anything; no Build button meanwhile or after.
     expect(page.locator("#build-log .build-done")).to_contain_text("1 new")
+    assert _build_buttons(page) == 0
     expect(page.locator("#documents")).to_contain_text("Quill-Island-notes.txt")
     expect(page.locator("#status-banner")).not_to_contain_text("out of date")
     _shot(page, "browser-06-uploaded-and-rebuilt.png")
@@ -254,7 +253,7 @@ def test_upload_rebuild_then_ask_without_restart(page, server, tmp_path):
 
 
 def test_pdf_upload_page_link_duplicate_and_delete(page, server, tmp_path):
-    """Upload a PDF, rebuild, ask: the excerpt says "p. 17" and links the PDF at #page=17; the
+    """Upload a PDF (indexed at once), ask: the excerpt says "p. 17" and links the PDF at #page=17; the
     same file again is refused with the existing name; deleting it removes it from answers."""
     from tests.documents import pdf_30_pages
 
@@ -265,8 +264,7 @@ def test_pdf_upload_page_link_duplicate_and_delete(page, server, tmp_path):
     page.get_by_role("tab", name="Documents").click()
     page.locator("#upload input[type=file]").set_input_files(str(pdf))
     expect(page.locator("#upload-message .upload-ok")).to_contain_text("Field-manual.pdf")
-    page.click("#fix-index")
-    expect(page.locator("#build-log .build-done")).to_contain_text("1 new")
+    expect(page.locator("#build-log .build-done")).to_contain_text("1 new")  # nothing pressed
     row = page.locator("#documents tr", has_text="Field-manual.pdf")
     expect(row).to_contain_text("pdf")
     expect(row).to_contain_text("30")  # pages
@@ -382,8 +380,9 @@ def _build_buttons(page) -> int:
 
 
 def test_first_hour_walk_through(browser, fresh_server, tmp_path_factory):
-    """Empty state -> upload -> build -> an example chip's question -> follow-up -> reload, the
-    conversation still there -> new chat; a screenshot of each step; no console errors."""
+    """Empty state -> upload, indexed at once -> an example chip's question -> follow-up ->
+    reload, the conversation still there -> new chat; a screenshot of each step; no console
+    errors."""
     expect = playwright_api.expect
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
@@ -433,19 +432,16 @@ def test_first_hour_walk_through(browser, fresh_server, tmp_path_factory):
     expect(page.locator("#upload-message .upload-ok")).to_contain_text(
         "Kim-Jong-Un-party-congress.txt"
     )
-    expect(banner).to_contain_text("No index yet")
-    expect(page.locator("#fix-index")).to_be_visible()
-    assert _build_buttons(page) == 1  # one button, on this tab too
     shot("uploaded")
 
-    # 3. Build: the banner turns to the index's facts. The article opens with a long sentence,
-    # not a heading or a short line: its title is its file name, not that sentence clipped.
-    page.click("#fix-index")
+    # 3. It is indexed at once (no button to press): the banner turns to the index's facts.
+    # The article opens with a long sentence, not a heading or a short line: its title is its
+    # file name, not that sentence clipped.
     expect(page.locator("#build-log .build-done")).to_contain_text("1 document: 1 new")
     expect(banner).to_contain_text("1 document,")
     expect(page.locator("#documents")).to_contain_text("Kim Jong Un party congress")
     expect(page.locator("#documents")).not_to_contain_text("offering closing remarks")
-    assert _build_buttons(page) == 1  # the Documents tab's own button now
+    assert _build_buttons(page) == 0  # up to date: no Build button anywhere
     shot("built")
 
     # 4. An example chip: a question a person would ask, shown whole, asked on click.
@@ -485,6 +481,84 @@ def test_first_hour_walk_through(browser, fresh_server, tmp_path_factory):
     expect(page.locator("#chat .answer-final")).to_have_count(0)
     shot("new-chat")
 
+    # 8. Several chats: the first is still in the list; a second one gets its own question;
+    # switching back shows the first intact, and so does a reload.
+    chats = page.locator("#chat-list label")
+    expect(chats).to_have_count(2)
+    expect(chats.first).to_have_text("New chat")
+    second = _ask(page, "What did Trump say about his relationship with Kim?")
+    expect(second.locator(".answer-text")).to_be_visible()
+    expect(chats).to_have_count(2)  # the new chat, titled by its question
+    expect(chats.first).to_contain_text("What did Trump say")  # the last used on top
+    chats.filter(has_text="How many troops").click()
+    expect(page.locator("#chat .answer-final")).to_have_count(2)
+    expect(page.locator("#chat .question").first).to_contain_text("How many troops are there?")
+    reload()
+    expect(page.locator("#chat .answer-final")).to_have_count(2)
+    expect(page.locator("#chat .question").first).to_contain_text("How many troops are there?")
+    expect(chats).to_have_count(2)
+    shot("switched-back-after-reload")
+
+    # 9. Export it as Markdown (made in the browser): the questions and the cited excerpts.
+    with page.expect_download() as download:
+        page.click("#export-chat")
+    saved = download.value
+    assert saved.suggested_filename == "how-many-troops-are-there.md"
+    text = Path(saved.path()).read_text(encoding="utf-8")
+    assert text.startswith("# How many troops are there?")
+    assert "## How many troops are there?" in text and "## And when was that?" in text
+    assert "14,000 troops" in text and "(Kim-Jong-Un-party-congress.txt)" in text
+
+    # 10. Rename it, then delete the other chat.
+    page.fill("#chat-title textarea, #chat-title input", "Parade facts")
+    page.press("#chat-title textarea, #chat-title input", "Enter")
+    expect(chats.filter(has_text="Parade facts")).to_have_count(1)
+    expect(chats.filter(has_text="How many troops")).to_have_count(0)
+    chats.filter(has_text="What did Trump say").click()
+    expect(page.locator("#chat .answer-final")).to_have_count(1)
+    page.click("#delete-chat")
+    expect(chats).to_have_count(1)
+    expect(page.locator("#chat .answer-final")).to_have_count(2)  # Parade facts again
+    shot("renamed-and-deleted")
+
+    # 11. Files copied into the seeds folder by another program are answered from within
+    # seconds, and a question scoped to one of two documents on the same topic quotes only it.
+    seeds = fresh_server["settings"].seeds_dir
+    began = time.monotonic()
+    for name, text in SCOPED_DOCS.items():
+        (seeds / name).write_text(text, encoding="utf-8")
+    expect(banner).to_contain_text("3 documents,")
+    took = time.monotonic() - began
+    assert took < 60, f"indexed {took:.0f}s after the copy"
+    page.click("#new-chat")
+    scope = page.locator("#scope input")
+    scope.click()
+    page.locator("ul[role=listbox] li", has_text="bakery-minutes.txt").click()
+    page.keyboard.press("Escape")
+    scoped = _ask(page, "When will the bakery open on Sundays?")
+    summaries = scoped.locator("details.excerpt summary")
+    expect(summaries.first).to_contain_text("bakery-minutes.txt")
+    assert all("bakery-minutes.txt" in t for t in summaries.all_inner_texts())
+    expect(scoped.locator("mark.quote").first).to_contain_text("Sunday")
+    shot("scoped-question")
+    page.get_by_role("tab", name="Documents").click()
+    expect(page.locator(".doc-row")).to_have_count(3)  # the copied files listed too
+    page.get_by_role("tab", name="Chat").click()
+
     assert problems == [], problems
-    assert all(p.stat().st_size > 0 for p in shots) and len(shots) == 7
+    assert all(p.stat().st_size > 0 for p in shots) and len(shots) == 10
     context.close()
+
+
+SCOPED_DOCS = {
+    "bakery-minutes.txt": (
+        "Minutes of the bakery committee, 3 March\n\n"
+        "The committee agreed that the bakery will open on Sundays from 8 am to noon, starting "
+        "in April. Ruth will draw up the staff rota for the Sunday shifts.\n"
+    ),
+    "bakery-announcement.txt": (
+        "Announcement: our bakery is moving\n\n"
+        "From May the bakery moves to 12 Mill Street. On Sundays the new shop opens at 9 am, "
+        "and fresh rye bread is baked every morning.\n"
+    ),
+}

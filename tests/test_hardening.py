@@ -88,19 +88,20 @@ def test_the_web_api_refuses_a_5mb_question_at_once(seeded, fake_model):
 
     build_index(seeded)
     demo = web.build_app(seeded)
-    handlers = {f.fn.__name__: f.fn for f in demo.fns.values()}
+    handlers = {f.fn.__name__: f.fn for f in demo.fns.values() if f.fn is not None}
     fake_model.calls = 0
     for name, args in (("api_ask", (HUGE,)), ("api_retrieve", (HUGE, 5))):
         started = time.perf_counter()
         with pytest.raises(gr.Error, match="ASSISTANT_MAX_QUESTION_CHARS"):
             handlers[name](*args)
         assert time.perf_counter() - started < QUICK
-    steps = list(handlers["respond"](HUGE, [], []))
-    _, chat, turns, _ = steps[-1]
-    assert "ASSISTANT_MAX_QUESTION_CHARS" in chat[-1]["content"] and not turns
+    steps = list(handlers["respond"](HUGE, [], None))
+    _, chat, kept, *_ = steps[-1]
+    assert "ASSISTANT_MAX_QUESTION_CHARS" in chat[-1]["content"]
+    assert kept["chats"][0]["turns"] == []  # shown, to edit; nothing answered
     assert len(chat[0]["content"]) < 2000  # the question shown clipped, not 5 MB of it
     # Only control characters: ignored like an empty message; refused by the API.
-    assert list(handlers["respond"]("\x00\x01\x1b", [], []))[-1][1] == []
+    assert list(handlers["respond"]("\x00\x01\x1b", [], None))[-1][1] == []
     with pytest.raises(gr.Error, match="empty"):
         handlers["api_ask"]("\x00\x01\x1b")
     assert fake_model.calls == 0

@@ -160,28 +160,31 @@ def test_serve_on_a_busy_port_says_to_use_another_port():
 
 
 def _handler(demo, name: str):
-    return next(f.fn for f in demo.fns.values() if f.fn.__name__ == name)
+    return next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name)
 
 
 def test_empty_seeds_folder_shows_how_to_add_documents_and_no_build_button(settings, fake_model):
     demo = web.build_app(settings)
-    banner, fix, panel, examples, other = _handler(demo, "refresh")()
+    banner, fix, panel, examples = _handler(demo, "refresh")()
     assert "No documents yet" in banner and "Documents</b> tab" in banner
+    assert "indexed as they arrive" in banner  # the seeds folder is watched (ASSISTANT_WATCH)
     assert examples.visible is False  # no example question to offer yet
     assert str(settings.seeds_dir.resolve()) in banner and "ASSISTANT_SEEDS_DIR" in banner
-    assert fix.visible is False and other.visible is False  # nothing to build yet
+    assert fix.visible is False  # nothing to build yet
     assert "no documents" in panel
 
 
 def test_a_locked_build_in_the_web_app_does_not_speak_of_cli_flags(seeded, fake_model, monkeypatch):
-    import assistant.build as index_mod
+    import assistant.app.indexer as indexer_mod
 
     def locked(*args, **kwargs):
         raise IndexLockedError("another build is running on this index; wait for it or pass --wait")
 
-    monkeypatch.setattr(index_mod, "build_index", locked)
+    monkeypatch.setattr(indexer_mod, "build_index", locked)
     demo = web.build_app(seeded)
-    log = list(_handler(demo, "rebuild")())[-1][0]
+    _handler(demo, "build_now")()
+    assert demo.indexer.wait_idle(30)
+    log = _handler(demo, "poll")(-1, [])[1]
     assert "Build failed" in log and "still running" in log
     assert "--wait" not in log
 
@@ -228,12 +231,12 @@ def test_ask_in_the_web_chat_flags_closest_matches_of_an_edited_file(seeded, fak
     demo = web.build_app(seeded)
     respond = _handler(demo, "respond")
     question = "What is the airspeed velocity of an unladen swallow?"
-    _, chat, _, _ = list(respond(question, [], []))[-1]
+    _, chat, *_ = list(respond(question, [], None))[-1]
     assert "abstained" in chat[-1]["content"] and "outdated" not in chat[-1]["content"]
     for name in ("news.txt", "cats.txt", "notes/bread.md"):  # every possible match edited
         path = seeded.seeds_dir / name
         path.write_text("Edited. " + path.read_text(encoding="utf-8"), encoding="utf-8")
-    _, chat, _, _ = list(respond(question, [], []))[-1]
+    _, chat, *_ = list(respond(question, [], None))[-1]
     content = chat[-1]["content"]
     # The loaded index keeps serving (no rebuild yet): its closest matches are flagged.
     assert "abstained" in content and "outdated-match" in content

@@ -261,7 +261,7 @@ def test_cli_search_and_ask_take_repeatable_doc_options(two_docs):
 
 
 def _handler(demo, name: str):
-    return next(f.fn for f in demo.fns.values() if f.fn.__name__ == name)
+    return next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name)
 
 
 def test_chat_selector_lists_the_indexed_documents_and_limits_the_answer(two_docs):
@@ -275,13 +275,13 @@ def test_chat_selector_lists_the_indexed_documents_and_limits_the_answer(two_doc
     assert selector.value == [KEEPER]  # a chosen document no longer indexed is dropped
 
     respond = _handler(demo, "respond")
-    _, chat, turns, _ = list(respond(QUESTION, [], [], [KEEPER]))[-1]
+    _, chat, *_ = list(respond(QUESTION, [], None, [KEEPER]))[-1]
     assert KEEPER in chat[-1]["content"] and HARBOUR not in chat[-1]["content"]
-    _, chat, _, _ = list(respond(QUESTION, [], [], []))[-1]  # empty: every document
+    _, chat, *_ = list(respond(QUESTION, [], None, []))[-1]  # empty: every document
     assert HARBOUR in chat[-1]["content"]
-    _, chat, turns, _ = list(respond(QUESTION, [], [], ["harbor.md"]))[-1]
+    _, chat, kept, *_ = list(respond(QUESTION, [], None, ["harbor.md"]))[-1]
     assert "unknown document" in chat[-1]["content"] and "harbour.md" in chat[-1]["content"]
-    assert turns == []
+    assert kept["chats"][0]["turns"] == []  # nothing answered: no turn kept
 
 
 def _free_port() -> int:

@@ -2,23 +2,28 @@
 
 The app holds no answering logic of its own. It renders what the library returns, escaping every
 piece of corpus text before adding its own markup (Gradio's sanitizer is a second line, not the
-first), saves uploads into the seeds folder under safe names, rebuilds the index with progress,
-and exposes ``/ask`` and ``/retrieve`` as named API endpoints for ``gradio_client``.
+first), saves uploads into the seeds folder under safe names, indexes them and the seeds
+folder's changes in the background, and exposes ``/ask`` and ``/retrieve`` as named API
+endpoints for ``gradio_client``.
 
 Gradio is imported inside ``build_app`` and ``launch`` only, so the rendering and upload helpers
 can be imported and tested without it.
 
 Modules, one job each: ``render`` (HTML of answers, status and the documents panel), ``uploads``
 (safe names, checks, saving into the seeds folder), ``examples`` (example questions from the
-documents), ``blocks`` (the Gradio Blocks: layout, event handlers, API endpoints), ``style``
-(CSS and theme), ``server`` (the port check and ``launch``). This package re-exports their names.
+documents), ``chats`` (the conversations kept in the browser, and their export), ``indexer``
+(builds in a background thread at a lower priority), ``watcher`` (the seeds folder's changes),
+``blocks`` (the Gradio Blocks: layout, event handlers, API endpoints), ``style`` (CSS and
+theme), ``server`` (the port check, ``launch`` and what runs beside it). This package
+re-exports their names.
 """
 
 from __future__ import annotations
 
 # Every name the single app.py module had stays importable from ``assistant.app``.
 # ruff: noqa: F401
-from .blocks import CHAT_KEEP, _needs_build, _status, build_app
+from .blocks import _needs_build, _status, build_app
+from .chats import CHAT_KEEP
 from .examples import EXAMPLE_CHARS, EXAMPLES_MAX, _names, example_questions
 from .render import (
     CONTEXT_CHARS,
@@ -35,6 +40,7 @@ from .render import (
     render_documents,
     render_error,
     render_file_links,
+    render_indexing,
     render_match,
     render_partial,
     render_question,

@@ -5,27 +5,28 @@ Gradio is imported inside ``build_app`` only.
 
 from __future__ import annotations
 
-import html
 import logging
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..answer.render import render_markdown
 from ..config import Settings
 from ..documents import DocumentError
-from ..errors import AssistantError, IndexLockedError
+from ..errors import AssistantError
 from ..sources import outdated_sources, with_outdated_notice
 from ..validate import check_question
+from . import chats
 from .examples import example_questions
+from .indexer import Indexer
 from .render import (
     _clip,
     _esc,
     render_answer,
     render_documents,
     render_error,
+    render_indexing,
     render_partial,
     render_question,
     render_status,
@@ -43,6 +44,7 @@ def _status(settings: Settings) -> dict:
     seeds = {
         "seeds_dir": str(Path(settings.seeds_dir).resolve()),
         "seed_files": len(seed_documents(settings)),
+        "watching": settings.watch,
     }
     try:
         return {**index_status(settings), **seeds}
@@ -57,97 +59,99 @@ def _needs_build(info: dict) -> bool:
     return not info.get("built") or bool(info.get("stale")) or bool(info.get("error"))
 
 
-CHAT_KEEP = 100  # messages kept in the browser's storage (50 questions and answers)
-
-
 def build_app(settings: Settings | None = None) -> Any:
     """The Gradio Blocks app for ``settings`` (not launched)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     from ..answer import ask, ask_stream
-    from ..build import build_index
     from ..retrieval import retrieve
 
     settings = settings or Settings()
-    build_lock = threading.Lock()
+    indexer = Indexer(settings)
 
     # -- event handlers ---------------------------------------------------------------------
 
     def refresh() -> tuple:
         info = _status(settings)
         samples = [[q] for q in example_questions(settings, info)] if info.get("built") else []
-        needs = _needs_build(info) and bool(info.get("seed_files"))
+        snap = indexer.snapshot()
+        needs = _needs_build(info) and bool(info.get("seed_files")) and not snap["running"]
         return (
-            render_status(info),
-            gr.Button(visible=needs),  # one "Build the index" button at a time: this one
-            render_documents(info),  # when the index needs it, the Documents tab's otherwise
+            render_indexing(snap["running"]) if snap["running"] else render_status(info),
+            gr.Button(visible=needs),  # the one Build button: only when the index needs it
+            render_documents(info),
             gr.Dataset(  # no chips before there is anything to ask about
                 samples=samples or [["What are these documents about?"]],
                 visible=bool(info.get("built")) and not info.get("error"),
             ),
-            gr.Button(visible=not needs and bool(info.get("seed_files"))),
         )
 
-    def saved_chat(chat: list, turns: list) -> dict:
-        """What the browser keeps (localStorage, encrypted by Gradio): the last messages, and
-        the turns' plain text HTML-escaped, so that nothing the browser receives is markup."""
-        turns = [[html.escape(q), html.escape(a)] for q, a in list(turns)[-CHAT_KEEP // 2 :]]
-        return {"chat": list(chat)[-CHAT_KEEP:], "turns": turns}
-
-    def respond(
-        message: str, chat: list, turns: list, scope: list | None = None
-    ) -> Iterator[tuple]:
-        """Answer ``message`` in the chat; ``scope``: the documents chosen (empty: all)."""
+    def respond(message: str, chat: list, saved: Any, scope: list | None = None) -> Iterator[tuple]:
+        """Answer ``message`` in the current conversation; ``scope``: the documents chosen
+        (empty: all). Yields the question box, the chat, the browser's store, the chat list
+        and the chat's title."""
         message = (message or "").strip()
         chat = list(chat or [])
-        turns = list(turns or [])
+        store = chats.load(saved)
+        skip = gr.skip()
         try:  # at once, before anything tokenizes it (ASSISTANT_MAX_QUESTION_CHARS)
             check_question(message, settings.max_question_chars, "question")
         except (AssistantError, ValueError) as exc:
             if len(message) <= settings.max_question_chars:  # nothing visible: as if empty
-                yield gr.skip(), chat, turns, gr.skip()
+                yield skip, chat, skip, skip, skip
                 return
             chat.append({"role": "user", "content": render_question(_clip(message, 300))})
             chat.append({"role": "assistant", "content": render_error(str(exc))})
-            yield gr.skip(), list(chat), list(turns), saved_chat(chat, turns)  # kept to edit
+            yield skip, list(chat), chats.with_messages(store, chat), skip, skip  # kept to edit
             return
         chat.append({"role": "user", "content": render_question(message)})
         chat.append({"role": "assistant", "content": render_partial("")})
-        yield "", list(chat), list(turns), gr.skip()
+        yield "", list(chat), skip, skip, skip
         try:
-            history = [tuple(t) for t in turns]
+            history = chats.history(chats.current(store))
             for text, answer in ask_stream(message, history, settings, sources=scope or None):
                 if answer is None:
                     chat[-1] = {"role": "assistant", "content": render_partial(text)}
-                    yield "", list(chat), list(turns), gr.skip()
+                    yield "", list(chat), skip, skip, skip
                     continue
                 outdated = outdated_sources(answer, settings.seeds_dir)
-                content = render_answer(with_outdated_notice(answer, outdated), outdated)
-                chat[-1] = {"role": "assistant", "content": content}
-                turns.append([message, answer.text])
+                shown = with_outdated_notice(answer, outdated)
+                chat[-1] = {"role": "assistant", "content": render_answer(shown, outdated)}
+                store = chats.with_turn(store, chat, message, answer.text, render_markdown(shown))
         except (AssistantError, ValueError) as exc:
             chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
-        yield "", list(chat), list(turns), saved_chat(chat, turns)
+            store = chats.with_messages(store, chat)
+        yield "", list(chat), store, chat_list(store), chats.current(store)["title"]
+
+    def chat_list(store: dict) -> Any:
+        return gr.Radio(choices=chats.choices(store), value=store["current"])
+
+    def shown(store: dict) -> tuple:
+        """The current conversation on screen: its messages, the list, its title to edit."""
+        now = chats.current(store)
+        return now["chat"], store, chat_list(store), gr.Textbox(value=now["title"])
 
     def restore(saved: Any) -> tuple:
-        """The conversation this browser kept, shown again after a reload."""
-        if not isinstance(saved, dict):
-            return [], []
-        chat = [
-            m
-            for m in saved.get("chat") or []
-            if isinstance(m, dict) and m.get("role") in ("user", "assistant")
-        ]
-        turns = [
-            [html.unescape(str(t[0])), html.unescape(str(t[1]))]
-            for t in saved.get("turns") or []
-            if isinstance(t, (list, tuple)) and len(t) == 2
-        ]
-        return chat, turns
+        """The conversations this browser kept, shown again after a reload."""
+        return shown(chats.load(saved))
 
-    def new_chat() -> tuple:
-        return [], [], "", {"chat": [], "turns": []}
+    def new_chat(saved: Any) -> tuple:
+        return ("", *shown(chats.new(chats.load(saved))))
+
+    def switch_chat(chat_id: str, saved: Any) -> tuple:
+        return shown(chats.switch(chats.load(saved), str(chat_id or "")))
+
+    def rename_chat(title: str, saved: Any) -> tuple:
+        store = chats.rename(chats.load(saved), title)
+        return store, chat_list(store)
+
+    def delete_chat(saved: Any) -> tuple:
+        return shown(chats.delete(chats.load(saved)))
+
+    def export_chat(saved: Any) -> tuple:
+        now = chats.current(chats.load(saved))
+        return chats.to_markdown(now), chats.filename(now)
 
     def pick_example(sample: Any) -> str:
         if isinstance(sample, (list, tuple)):
@@ -166,65 +170,41 @@ def build_app(settings: Settings | None = None) -> Any:
         except OSError as exc:
             return f"<p class='upload-error'>Not added: {_esc(exc.strerror or exc)}.</p>", None
         rel = saved.relative_to(Path(settings.seeds_dir)).as_posix()
+        indexer.request(f"added {rel}")
         return (
-            f"<p class='upload-ok'>Added <code>{_esc(rel)}</code> to the documents. "
-            "Press <b>Build the index</b> to make it searchable.</p>",
+            f"<p class='upload-ok'>Added <code>{_esc(rel)}</code> to the documents: it is being "
+            "indexed now (the banner shows the progress); ask about it when that is done.</p>",
             None,
         )
 
-    def rebuild() -> Iterator[tuple]:
-        state: dict[str, Any] = {"stage": "starting", "done": 0, "total": 0}
+    def build_now() -> Any:
+        indexer.request("the Build button")
+        return gr.Button(visible=False)
 
-        def on_progress(stage: str, done: int, total: int) -> None:
-            state.update(stage=stage, done=done, total=total)
-
-        def work() -> None:
-            try:
-                with build_lock:
-                    state["report"] = build_index(settings, on_progress=on_progress, wait=120)
-            except Exception as exc:  # shown in the panel; the app keeps serving
-                state["error"] = exc
-
-        thread = threading.Thread(target=work, name="assistant-build", daemon=True)
-        thread.start()
-        started = time.monotonic()
-        skip = (gr.skip(),) * 5
-        while thread.is_alive():
-            thread.join(0.4)
-            done, total = state["done"], state["total"]
-            detail = f"{state['stage']} {done}/{total} chunks" if total else "reading documents"
-            yield (
-                f"<p class='build-progress'>Building the index… {_esc(detail)} "
-                f"({time.monotonic() - started:.0f}s)</p>",
-                *skip,
-            )
-        if "error" in state:
-            exc = state["error"]
-            if not isinstance(exc, AssistantError):
-                log.exception("build failed", exc_info=exc)
-            if isinstance(exc, IndexLockedError):
-                exc = (
-                    "another build of this index is still running (from the command line or "
-                    "another window); press Build the index again when it has finished"
-                )
-            message = f"<p class='build-error'>Build failed: {_esc(exc)}</p>"
+    def poll(seen: int, chosen: list | None) -> tuple:
+        """Every second: the banner while a build runs; everything once one has ended."""
+        snap = indexer.snapshot()
+        skip = gr.skip()
+        if snap["running"]:
+            banner = render_indexing(snap["running"])
+            return skip, skip, banner, gr.Button(visible=False), skip, skip, skip, skip
+        if snap["version"] == seen:
+            return (skip,) * 8
+        last = snap["last"] or {}
+        if "error" in last:
+            message = f"<p class='build-error'>Build failed: {_esc(last['error'])}</p>"
+        elif last:
+            message = f"<p class='build-done'>{_esc(last['message'])}</p>"
         else:
-            report = state["report"]
-            skipped = "".join(
-                f"<br>skipped {_esc(name)}: {_esc(reason)}" for name, reason in report.skipped
-            )
-            message = (
-                f"<p class='build-done'>Index built: {_esc(report.summary())} "
-                f"({report.total_chunks} chunks, {report.seconds:.1f}s).{skipped}</p>"
-            )
-        yield (message, *refresh())
+            message = skip
+        return (snap["version"], message, *refresh(), choices(), scope_choices(chosen))
 
     def ask_delete(doc_id: str | None) -> tuple:
         if not doc_id:
             return "<p class='upload-error'>Choose a document to delete.</p>", gr.Row(visible=False)
         return (
             f"<p class='confirm'>Delete <code>{_esc(doc_id)}</code> from the seeds folder? "
-            "The index is rebuilt without it.</p>",
+            "It is removed from the index at once.</p>",
             gr.Row(visible=True),
         )
 
@@ -235,6 +215,7 @@ def build_app(settings: Settings | None = None) -> Any:
             delete_document(doc_id or "", settings)
         except (DocumentError, OSError) as exc:
             return f"<p class='upload-error'>Not deleted: {_esc(exc)}.</p>", gr.Row(visible=False)
+        indexer.request(f"deleted {doc_id}")
         return f"<p class='upload-ok'>Deleted <code>{_esc(doc_id)}</code>.</p>", gr.Row(
             visible=False
         )
@@ -293,60 +274,71 @@ def build_app(settings: Settings | None = None) -> Any:
         gr.Markdown("## Ask the documents\nAnswers quote the documents verbatim, with sources.")
         status = gr.Markdown(elem_id="status-banner", latex_delimiters=[])
         fix = gr.Button("Build the index", variant="primary", visible=False, elem_id="fix-index")
-        turns = gr.State([])
-        # The conversation lives in this browser only (localStorage, encrypted with a key of
-        # this server process): a reload shows it again; New chat clears it; nothing is stored
-        # on the server.
-        kept = gr.BrowserState({"chat": [], "turns": []}, storage_key="assistant-chat")
+        seen = gr.State(-1)  # the indexer's version this page shows
+        # The conversations live in this browser only (localStorage, encrypted with a key of
+        # this server process): a reload shows them again; nothing is stored on the server.
+        kept = gr.BrowserState({"chats": [], "current": ""}, storage_key="assistant-chats")
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat-tab"):
-                chatbot = gr.Chatbot(
-                    elem_id="chat",
-                    label="Chat",
-                    height=560,
-                    latex_delimiters=[],
-                    sanitize_html=True,
-                    allow_tags=False,
-                    feedback_options=None,
-                    buttons=["copy", "copy_all"],
-                    placeholder="Ask a question about the documents.",
-                )
-                with gr.Row():
-                    question = gr.Textbox(
-                        elem_id="question",
-                        show_label=False,
-                        placeholder="Ask a question about the documents…",
-                        scale=8,
-                        autofocus=True,
-                        max_lines=4,
+            with gr.Tab("Chat", id="chat-tab"), gr.Row():
+                with gr.Column(scale=1, min_width=200, elem_id="chats-panel"):
+                    clear = gr.Button("New chat", elem_id="new-chat")
+                    listed = gr.Radio(
+                        choices=[], label="Chats", elem_id="chat-list", interactive=True
                     )
-                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="send")
-                    clear = gr.Button("New chat", scale=1, elem_id="new-chat")
-                scope = gr.Dropdown(
-                    choices=[],
-                    value=[],
-                    multiselect=True,
-                    label="Only these documents",
-                    info="Leave empty to ask all the documents.",
-                    elem_id="scope",
-                )
-                examples = gr.Dataset(
-                    components=[question],
-                    samples=[["What are these documents about?"]],
-                    label="Try asking",
-                    elem_id="examples",
-                )
+                    title = gr.Textbox(
+                        label="Rename this chat", elem_id="chat-title", max_lines=1, submit_btn=True
+                    )
+                    with gr.Row():
+                        export = gr.Button("Export as Markdown", size="sm", elem_id="export-chat")
+                        drop = gr.Button("Delete chat", size="sm", elem_id="delete-chat")
+                    export_text = gr.Textbox(visible="hidden", elem_id="export-text")
+                    export_name = gr.Textbox(visible="hidden", elem_id="export-name")
+                with gr.Column(scale=4):
+                    chatbot = gr.Chatbot(
+                        elem_id="chat",
+                        label="Chat",
+                        height=560,
+                        latex_delimiters=[],
+                        sanitize_html=True,
+                        allow_tags=False,
+                        feedback_options=None,
+                        buttons=["copy", "copy_all"],
+                        placeholder="Ask a question about the documents.",
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            elem_id="question",
+                            show_label=False,
+                            placeholder="Ask a question about the documents…",
+                            scale=8,
+                            autofocus=True,
+                            max_lines=4,
+                        )
+                        send = gr.Button("Ask", variant="primary", scale=1, elem_id="send")
+                    scope = gr.Dropdown(
+                        choices=[],
+                        value=[],
+                        multiselect=True,
+                        label="Only these documents",
+                        info="Leave empty to ask all the documents.",
+                        elem_id="scope",
+                    )
+                    examples = gr.Dataset(
+                        components=[question],
+                        samples=[["What are these documents about?"]],
+                        label="Try asking",
+                        elem_id="examples",
+                    )
             with gr.Tab("Documents", id="docs-tab"):
                 documents = gr.Markdown(elem_id="documents", latex_delimiters=[])
                 upload = gr.File(
                     label="Add a document: PDF, Word (.docx), HTML, EPUB, .txt or .md "
-                    f"(up to {settings.max_upload_kb} KB)",
+                    f"(up to {settings.max_upload_kb} KB); it is indexed at once",
                     file_types=list(UPLOAD_EXTENSIONS),
                     type="filepath",
                     elem_id="upload",
                 )
                 upload_msg = gr.Markdown(elem_id="upload-message", latex_delimiters=[])
-                rebuild_btn = gr.Button("Build the index", variant="primary", elem_id="rebuild")
                 build_log = gr.Markdown(elem_id="build-log", latex_delimiters=[])
                 to_delete = gr.State(None)  # the document whose Delete… was pressed
                 doc_ids = gr.State([])
@@ -375,50 +367,68 @@ def build_app(settings: Settings | None = None) -> Any:
                 delete_msg = gr.Markdown(elem_id="delete-message", latex_delimiters=[])
                 with gr.Row(visible=False) as confirm_row:
                     confirm_btn = gr.Button(
-                        "Yes, delete it and rebuild", variant="stop", elem_id="confirm-delete"
+                        "Yes, delete it", variant="stop", elem_id="confirm-delete"
                     )
                     cancel_btn = gr.Button("Cancel", elem_id="cancel-delete")
+        timer = gr.Timer(1.0)
 
         hidden = {"api_visibility": "private"}
-        panel = [status, fix, documents, examples, rebuild_btn]
+        panel = [status, fix, documents, examples]
         lists = {"fn": scope_choices, "inputs": scope, "outputs": scope, **hidden}
         demo.load(refresh, None, panel, **hidden).then(choices, None, doc_ids, **hidden).then(
             **lists
         )
-        demo.load(restore, kept, [chatbot, turns], **hidden)
+        on_screen = [chatbot, kept, listed, title]
+        demo.load(restore, kept, on_screen, **hidden)
+        timer.tick(
+            poll,
+            [seen, scope],
+            [seen, build_log, *panel, doc_ids, scope],
+            concurrency_limit=None,  # a few milliseconds, never behind the questions
+            show_progress="hidden",
+            **hidden,
+        )
         cancel_btn.click(cancel_delete, None, [delete_msg, confirm_row], **hidden)
         confirm_btn.click(do_delete, to_delete, [delete_msg, confirm_row], **hidden).then(
-            rebuild,
-            None,
-            [build_log, *panel],
-            concurrency_limit=1,
-            concurrency_id="build",
-            **hidden,
-        ).then(choices, None, doc_ids, **hidden).then(**lists)
-        chat_io = {
-            "inputs": [question, chatbot, turns, scope],
-            "outputs": [question, chatbot, turns, kept],
-        }
-        question.submit(respond, **chat_io, concurrency_limit=4, **hidden)
-        send.click(respond, **chat_io, concurrency_limit=4, **hidden)
-        clear.click(new_chat, None, [chatbot, turns, question, kept], **hidden)
-        chatbot.clear(new_chat, None, [chatbot, turns, question, kept], **hidden)
-        examples.click(pick_example, examples, question, **hidden).then(
-            respond, **chat_io, concurrency_limit=4, **hidden
+            choices, None, doc_ids, **hidden
         )
+        fix.click(build_now, None, fix, **hidden)
         upload.upload(add_document, upload, [upload_msg, upload], **hidden).then(
-            refresh, None, panel, **hidden
-        ).then(choices, None, doc_ids, **hidden)
-        for button in (fix, rebuild_btn):
-            button.click(
-                rebuild,
-                None,
-                [build_log, *panel],
-                concurrency_limit=1,
-                concurrency_id="build",
-                show_progress="minimal",
-                **hidden,
-            ).then(choices, None, doc_ids, **hidden).then(**lists)
+            choices, None, doc_ids, **hidden
+        )
+
+        chat_io = {
+            "inputs": [question, chatbot, kept, scope],
+            "outputs": [question, chatbot, kept, listed, title],
+            "concurrency_limit": 4,
+            **hidden,
+        }
+        question.submit(respond, **chat_io)
+        send.click(respond, **chat_io)
+        examples.click(pick_example, examples, question, **hidden).then(respond, **chat_io)
+        clear.click(new_chat, kept, [question, *on_screen], **hidden)
+        chatbot.clear(new_chat, kept, [question, *on_screen], **hidden)
+        listed.input(switch_chat, [listed, kept], on_screen, **hidden)
+        title.submit(rename_chat, [title, kept], [kept, listed], **hidden)
+        drop.click(delete_chat, kept, on_screen, **hidden)
+        export.click(export_chat, kept, [export_text, export_name], **hidden).then(
+            None, [export_text, export_name], None, js=DOWNLOAD_JS, **hidden
+        )
         gr.api(api_ask, api_name="ask", concurrency_limit=4)
         gr.api(api_retrieve, api_name="retrieve", concurrency_limit=4)
+    demo.indexer = indexer  # launch() feeds it the seeds folder's changes
     return demo
+
+
+# Saves the exported conversation from the browser (nothing is written on the server).
+DOWNLOAD_JS = """(text, name) => {
+    const url = URL.createObjectURL(new Blob([text], {type: "text/markdown;charset=utf-8"}));
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = name || "chat.md";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    return [];
+}"""

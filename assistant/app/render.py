@@ -173,6 +173,12 @@ def _how_to_add(info: dict) -> str:
     )
 
 
+def _when_indexed(info: dict) -> str:
+    if info.get("watching"):
+        return ": they are indexed as they arrive"
+    return "; uploads are indexed at once, files put into the folder when you press <b>Build the index</b>"
+
+
 def render_status(info: dict) -> str:
     """The banner above the chat: what to do next when there is nothing to search yet, a
     warning with the fix when the index is missing or stale."""
@@ -180,7 +186,7 @@ def render_status(info: dict) -> str:
     if files == 0 and not info.get("documents"):
         return (
             '<div class="banner warn empty"><b>No documents yet.</b> '
-            f"{_how_to_add(info)}; then press <b>Build the index</b>.</div>"
+            f"{_how_to_add(info)}{_when_indexed(info)}.</div>"
         )
     if not info.get("built"):
         held = f"The {counted(files, 'file')} in" if files else "The documents in"
@@ -209,6 +215,19 @@ def render_status(info: dict) -> str:
         f'<div class="banner ok">{counted(len(info.get("documents", {})), "document")}, '
         f"{counted(int(info.get('chunks', 0)), 'chunk')} indexed with "
         f"{_esc(info.get('model', ''))}.</div>"
+    )
+
+
+def render_indexing(running: dict) -> str:
+    """The banner while the app indexes: why, how far, and that answers meanwhile come from
+    the previous index."""
+    why = ", ".join(running.get("reasons") or []) or "the documents changed"
+    done, total = int(running.get("done", 0)), int(running.get("total", 0))
+    stage = f"{running.get('stage', '')} {done}/{total} chunks" if total else "reading documents"
+    return (
+        f'<div class="banner busy"><b>Indexing…</b> {_esc(why)}: {_esc(stage)} '
+        f"({float(running.get('seconds', 0)):.0f}s). Questions are answered from the previous "
+        "index until it is done.</div>"
     )
 
 

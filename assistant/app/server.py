@@ -70,8 +70,46 @@ def launch(
     # own): it answers as soon as the server does.
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
     app_kwargs["routes"] = [document_route(settings, DOCUMENT_ROUTE), *app_kwargs.get("routes", [])]
-    demo.queue(default_concurrency_limit=2)
+    # Beyond ASSISTANT_MAX_WAITING waiting requests, one more is answered at once with Gradio's
+    # "Queue is full! Please try again." (HTTP 503) instead of waiting minutes.
+    demo.queue(default_concurrency_limit=2, max_size=settings.max_waiting)
     demo.launch(**options, app_kwargs=app_kwargs, prevent_thread_lock=True)
+    _start_background(demo, settings)
     if block:  # pragma: no cover - the CLI's serve; tests use prevent_thread_lock
         demo.block_thread()
     return demo
+
+
+def _start_background(demo: Any, settings: Settings) -> None:
+    """Mark the index as served (``assistant build`` beside it then yields the CPU), watch the
+    seeds folder unless ``ASSISTANT_WATCH=false`` / ``--no-watch``, and index at once what
+    changed there while the app was stopped. ``demo.close()`` stops both."""
+    from contextlib import ExitStack
+
+    from ..priority import serving
+    from .blocks import _needs_build, _status
+    from .watcher import SeedsWatcher
+
+    indexer = demo.indexer
+    stack = ExitStack()
+    stack.enter_context(serving(Path(settings.index_dir)))
+    if settings.watch:
+        watcher = SeedsWatcher(settings, lambda names: indexer.request(_changed(names)))
+        stack.callback(watcher.stop)
+        watcher.start()
+        info = _status(settings)
+        if _needs_build(info) and info.get("seed_files") and not info.get("error"):
+            indexer.request("the seeds folder changed while the app was stopped")
+    stack.callback(indexer.close)
+    close = demo.close
+
+    def close_all(*args: Any, **kwargs: Any) -> Any:
+        stack.close()
+        return close(*args, **kwargs)
+
+    demo.close = close_all
+
+
+def _changed(names: list[str]) -> str:
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"changed in the seeds folder: {shown}"

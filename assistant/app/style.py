@@ -19,6 +19,7 @@ CSS = """
 .answer.error { border-left: 4px solid #ef4444; padding-left: 0.7em; }
 #status-banner .banner { border-radius: 6px; padding: 0.5em 0.8em; }
 #status-banner .banner.warn { background: #fef3c7; color: #78350f; }
+#status-banner .banner.busy { background: #e0f2fe; color: #0c4a6e; }
 #status-banner .banner.ok { font-size: 0.85em; opacity: 0.8; }
 /* The documents table, readable at 360-400 px: Gradio's Markdown lets text break anywhere
    (overflow-wrap: anywhere), which squeezed the headers letter by letter on a phone. Here words

@@ -1,0 +1,152 @@
+"""The web app's background indexing (issue 25 part 5, issue 26 part 3): builds requested by
+uploads and by the seeds folder's watcher, one at a time, at a lower priority and with fewer
+threads than the chat; a file being written is not read half-way; ``build`` beside ``serve``
+yields the CPU too."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import pytest
+
+from assistant import priority
+from assistant.app.indexer import Indexer
+from assistant.app.watcher import SeedsWatcher
+from assistant.retrieval import retrieve
+from assistant.store.status import index_status
+
+
+def test_requests_while_a_build_runs_are_folded_into_the_next(seeded, fake_model):
+    indexer = Indexer(seeded)
+    for reason in ("added a.txt", "added b.txt", "added a.txt"):
+        indexer.request(reason)
+    assert indexer.wait_idle(120)
+    snap = indexer.snapshot()
+    assert snap["running"] is None and snap["queued"] == []
+    assert "3 new" in snap["last"]["message"]  # every document of the first build
+    assert snap["version"] in (2, 4)  # one or two builds (the second a no-op), never three
+    assert index_status(seeded)["stale"] is False
+    indexer.close()
+    indexer.request("after close")  # refused quietly: the app is stopping
+    assert indexer.snapshot()["queued"] == []
+
+
+def test_a_failed_build_is_reported_and_the_next_request_runs(seeded, fake_model, monkeypatch):
+    from assistant.app import indexer as indexer_mod
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    real = indexer_mod.build_index
+    monkeypatch.setattr(indexer_mod, "build_index", broken)
+    indexer = Indexer(seeded)
+    indexer.request("first")
+    assert indexer.wait_idle(60)
+    assert "No space left on device" in indexer.snapshot()["last"]["error"]
+    indexer.request("second")
+    assert indexer.wait_idle(120)
+    assert "3 new" in indexer.snapshot()["last"]["message"]
+    indexer.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="POSIX priorities")
+def test_the_build_thread_runs_at_a_lower_priority_than_the_rest(seeded, fake_model, monkeypatch):
+    from assistant.app import indexer as indexer_mod
+
+    seen = {}
+    real = indexer_mod.build_index
+
+    def spy(*args, **kwargs):
+        seen["nice"] = priority.thread_nice()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(indexer_mod, "build_index", spy)
+    before = priority.thread_nice()
+    indexer = Indexer(seeded)
+    indexer.request("test")
+    assert indexer.wait_idle(120)
+    assert seen["nice"] == min(19, before + seeded.build_nice)
+    assert priority.thread_nice() == before  # this thread (the chat's) is untouched
+    indexer.close()
+
+
+def test_served_is_true_only_while_a_server_holds_the_marker(tmp_path):
+    assert priority.served(tmp_path) is False
+    with priority.serving(tmp_path):
+        assert priority.served(tmp_path) is True
+    assert priority.served(tmp_path) is False
+
+
+def test_a_file_copied_into_the_seeds_folder_is_indexed_once_it_is_complete(seeded, fake_model):
+    """Another program writes a file in two parts a moment apart: the watcher waits for it to
+    stay the same, then one build indexes the whole file."""
+    indexer = Indexer(seeded)
+    seen: list[list[str]] = []
+
+    def changed(names: list[str]) -> None:
+        seen.append(names)
+        indexer.request(f"changed: {', '.join(names)}")
+
+    watcher = SeedsWatcher(seeded, changed, settle=0.6, debounce_ms=100).start()
+    try:
+        target = seeded.seeds_dir / "harbour.txt"
+        with open(target, "w", encoding="utf-8") as out:
+            out.write("The harbour festival opens with fireworks over the bay. ")
+            out.flush()
+            time.sleep(0.4)
+            out.write("The rowing race ends the festival on its third day.\n")
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert seen and seen[0] == ["harbour.txt"]
+        assert indexer.wait_idle(120)
+        info = index_status(seeded)
+        assert "harbour.txt" in info["documents"] and info["stale"] is False
+        passages = retrieve("When does the rowing race happen?", 3, seeded)
+        assert any("rowing race ends" in p.text for p in passages)
+
+        # Removed by another program: gone from the index too.
+        seen.clear()
+        os.remove(target)
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert indexer.wait_idle(120)
+        assert "harbour.txt" not in index_status(seeded)["documents"]
+    finally:
+        watcher.stop()
+        indexer.close()
+
+
+def test_the_index_folder_inside_the_seeds_folder_does_not_trigger_builds(
+    settings, fake_model, tmp_path
+):
+    seeds = settings.seeds_dir
+    inner = settings.model_copy(update={"index_dir": seeds / "embeddings"})
+    (seeds / "a.txt").write_text("Alpha beta gamma.\n", encoding="utf-8")
+    seen: list[list[str]] = []
+    watcher = SeedsWatcher(inner, seen.append, settle=0.3, debounce_ms=100).start()
+    try:
+        (inner.index_dir).mkdir()
+        (inner.index_dir / "manifest.json").write_text("{}", encoding="utf-8")
+        shutil.copy(seeds / "a.txt", inner.index_dir / "copy.txt")
+        time.sleep(1.5)
+        assert seen == []
+    finally:
+        watcher.stop()
+
+
+def test_watcher_stops_promptly(settings):
+    watcher = SeedsWatcher(settings, lambda names: None).start()
+    began = time.monotonic()
+    watcher.stop()
+    assert time.monotonic() - began < 3
+    assert not any(t.name == "assistant-watcher" and t.is_alive() for t in threading.enumerate())
