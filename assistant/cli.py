@@ -456,6 +456,11 @@ def serve(
         typer.echo(report.summary())
     from .app import launch
 
+    if settings.watch:
+        typer.echo(
+            f"watching {_safe(str(settings.seeds_dir))} for documents added, changed or "
+            "removed: they are indexed at once (--no-watch turns this off)"
+        )
     launch(settings, host=host, port=port)
 
 

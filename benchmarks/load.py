@@ -99,6 +99,7 @@ def run_clients(
     from assistant.types import Citation
 
     latencies: list[float] = []
+    timed: list[tuple[float, float]] = []  # (sent at, in perf_counter seconds; latency)
     errors: list[str] = []
     counts = {"answers": 0, "abstained": 0, "citations": 0, "verified": 0}
     lock = threading.Lock()
@@ -127,6 +128,7 @@ def run_clients(
             ok = sum(verify_citation(c, seeds_dir) for c in cites)
             with lock:
                 latencies.append(elapsed)
+                timed.append((t, elapsed))
                 counts["answers"] += 1
                 counts["abstained"] += bool(answer["abstained"])
                 counts["citations"] += len(cites)
@@ -142,6 +144,7 @@ def run_clients(
         t.join(timeout)
     return {
         "latencies": sorted(latencies),
+        "timed": timed,
         "errors": errors,
         "counts": counts,
         "wall": time.perf_counter() - began,

@@ -83,19 +83,39 @@ def store_of(config) -> str:
     return config.getoption("--store") or os.environ.get("ASSISTANT_STORE") or "faiss"
 
 
+def _milvus_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("pymilvus", "milvus_lite"))
+
+
+def pytest_generate_tests(metafunc):
+    """A test marked ``stores`` runs once per store (faiss, milvus) in one pytest run; every
+    other test once, on ``--store`` / ``ASSISTANT_STORE`` (default faiss). ``--store X``
+    runs the marked tests on X only."""
+    if "store" not in metafunc.fixturenames:
+        return
+    marked = metafunc.definition.get_closest_marker
+    if marked("stores") and not marked("faiss_only") and not metafunc.config.getoption("--store"):
+        stores = ["faiss", "milvus"] if _milvus_installed() else ["faiss"]
+        metafunc.parametrize("store", stores, indirect=True)
+
+
 def pytest_collection_modifyitems(config, items):
-    store = store_of(config)
     for item in items:
-        if store == "milvus" and item.get_closest_marker("faiss_only"):
-            marker = item.get_closest_marker("faiss_only")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        store = params.get("store") or store_of(config)
+        marker = item.get_closest_marker("faiss_only")
+        if store == "milvus" and marker:
             reason = marker.args[0] if marker.args else "about the embedded store's files"
-            item.add_marker(pytest.mark.skip(reason=f"--store milvus: {reason}"))
+            item.add_marker(pytest.mark.skip(reason=f"milvus: {reason}"))
 
 
 @pytest.fixture
 def store(request) -> str:
-    """The store under test (``--store`` / ``ASSISTANT_STORE``)."""
-    return store_of(request.config)
+    """The store under test: the test's parameter when it is marked ``stores``, else
+    ``--store`` / ``ASSISTANT_STORE`` (default faiss)."""
+    return getattr(request, "param", None) or store_of(request.config)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from assistant.app.watcher import SeedsWatcher
 from assistant.retrieval import retrieve
 from assistant.store.status import index_status
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 
 def test_requests_while_a_build_runs_are_folded_into_the_next(seeded, fake_model):
     indexer = Indexer(seeded)
@@ -150,3 +152,55 @@ def test_watcher_stops_promptly(settings):
     watcher.stop()
     assert time.monotonic() - began < 3
     assert not any(t.name == "assistant-watcher" and t.is_alive() for t in threading.enumerate())
+
+
+def test_requests_beyond_the_bound_are_told_busy_at_once(seeded, fake_model, monkeypatch):
+    """ASSISTANT_MAX_WAITING: with every /ask worker busy and the queue full, one more request
+    is answered at once with "busy, try again" (Gradio's "Queue is full", HTTP 503)."""
+    from gradio_client import Client
+
+    import assistant.answer as answer_mod
+    from assistant import app as web
+    from assistant.build import build_index
+
+    from .test_security import free_port
+
+    real = answer_mod.ask
+
+    def slow(*args, **kwargs):
+        time.sleep(3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(answer_mod, "ask", slow)
+    build_index(seeded)
+    bounded = seeded.model_copy(update={"max_waiting": 2, "watch": False})
+    port = free_port()
+    demo = web.launch(bounded, port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    outcomes: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        client = Client(url, verbose=False)
+        began = time.perf_counter()
+        try:
+            client.predict("How long do cats sleep?", api_name="/ask")
+            outcome = "answered"
+        except Exception as exc:  # noqa: BLE001
+            outcome = str(exc)
+        with lock:
+            outcomes.append((outcome, time.perf_counter() - began))
+
+    try:
+        threads = [threading.Thread(target=one) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        demo.close()
+    busy = [s for o, s in outcomes if "Queue is full" in o and "try again" in o]
+    answered = [s for o, s in outcomes if o == "answered"]
+    assert len(outcomes) == 10 and len(busy) + len(answered) == 10, outcomes
+    assert busy and len(answered) >= 4 + 2  # the 4 workers and the 2 that may wait
+    assert max(busy) < 3, busy  # told at once, not after waiting for a worker

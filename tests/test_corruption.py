@@ -18,6 +18,8 @@ from assistant.store.loaded import load_index
 
 from .conftest import REPO, assert_clean, write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 # ------------------------------------------------------------------------- corrupted files
 
 INDEX_FILES = ["vectors.faiss", "chunks.sqlite", "manifest.json", "bm25/*"]

@@ -12,6 +12,8 @@ from assistant.types import Citation
 from tests import documents as D
 from tests.conftest import write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 
 def test_upload_of_each_format_and_duplicate_refused_by_name(settings):
     pdf = D.pdf_simple("A tiny manual")

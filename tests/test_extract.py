@@ -21,6 +21,8 @@ from assistant.types import locate
 from tests import documents as D
 from tests.conftest import REPO, SEED, live_manifest, release_store, write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def pdf_bytes() -> bytes:

@@ -27,6 +27,8 @@ from assistant.store.layout import CURRENT, MANIFEST
 
 from .conftest import REPO, live_build, release_store, write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 HUGE = "troops " * 750_000  # 5.25 MB
 QUICK = 2.0  # seconds: generous (the refusal takes about a millisecond), not a benchmark
 

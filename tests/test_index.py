@@ -23,6 +23,8 @@ from assistant.store.manifest import FORMAT_VERSION, read_manifest
 
 from .conftest import REPO, live_build, live_manifest, write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 
 def test_build_writes_manifest_and_store(seeded, fake_embedder):
     report = build_index(seeded, embedder=fake_embedder)

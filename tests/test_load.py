@@ -15,6 +15,8 @@ from benchmarks.load import run_clients
 from .conftest import write
 from .test_security import free_port
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 CLIENTS, QUESTIONS_EACH = 8, 5
 QUESTIONS = [
     "How many troops featured in the Wednesday night military parade?",

@@ -39,6 +39,8 @@ from assistant.store.loaded import load_index
 
 from .conftest import REPO, FakeEmbedder, assert_clean, make_document, make_vocabulary, write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 
 def snapshot(settings) -> dict[str, str]:
     return {

@@ -8,6 +8,8 @@ from assistant.types import Passage
 
 from .conftest import write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 
 def arr(scores, ids):
     return np.array(scores, np.float32), np.array(ids, np.int64)

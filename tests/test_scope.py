@@ -26,6 +26,8 @@ from assistant.scope import check_sources, close_names
 
 from .conftest import REPO, release_store, write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 HARBOUR, KEEPER, CATS = "harbour.md", "notes/keeper.md", "cats.txt"
 QUERY = "lighthouse lamp beam"
 QUESTION = "When was the lighthouse painted?"

@@ -23,6 +23,8 @@ from assistant.types import Document
 
 from .conftest import SEED, FakeEmbedder, live_build, live_manifest, release_store, write
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 PROSE = SEED.read_text(encoding="utf-8")
 
 

@@ -27,6 +27,8 @@ from .conftest import (
     write,
 )
 
+pytestmark = pytest.mark.stores  # runs on both stores (tests/conftest.py)
+
 # ------------------------------------------------------------------------- two builds at once
 
 
