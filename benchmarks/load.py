@@ -177,8 +177,7 @@ def main() -> None:
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.DEVNULL,  # a pipe nobody reads fills up and blocks the server
     )
     peak_sampled = 0
     stop = threading.Event()

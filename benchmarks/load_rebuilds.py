@@ -123,13 +123,13 @@ def main() -> None:
     seeds = Path(env["ASSISTANT_SEEDS_DIR"])
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - a pipe nobody reads would fill
     server = subprocess.Popen(
         [sys.executable, "-m", "assistant", "serve", "--port", str(port)],
         cwd=REPO,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_ready(url, server)
@@ -154,6 +154,8 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(10)
+        log.close()
+        tail = (root / "server.log").read_text(errors="replace").splitlines()[-20:]
         shutil.rmtree(root, ignore_errors=True)
 
     during = [lat for sent, lat in load["timed"] if any(a <= sent <= b for a, b in windows)]
@@ -180,6 +182,8 @@ def main() -> None:
     )
     for e in (base["errors"] + load["errors"])[:5]:
         print("error:", e, file=sys.stderr)
+    if any("Traceback" in line for line in tail):
+        print("the server's log ends with:", *tail, sep="\n", file=sys.stderr)
     if out["errors"] or out["citations"] != out["citations_verified"]:
         sys.exit(1)
 

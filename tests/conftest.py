@@ -90,13 +90,15 @@ def _milvus_installed() -> bool:
 
 
 def pytest_generate_tests(metafunc):
-    """A test marked ``stores`` runs once per store (faiss, milvus) in one pytest run; every
-    other test once, on ``--store`` / ``ASSISTANT_STORE`` (default faiss). ``--store X``
+    """A test marked ``stores`` runs once per store (faiss, milvus) in one pytest run (unless it
+    is about the real model, ``model``); every other test once, on ``--store`` / ``ASSISTANT_STORE`` (default faiss). ``--store X``
     runs the marked tests on X only."""
     if "store" not in metafunc.fixturenames:
         return
     marked = metafunc.definition.get_closest_marker
-    if marked("stores") and not marked("faiss_only") and not metafunc.config.getoption("--store"):
+    # A real-model test is about the model: once is enough (its store is the default one).
+    once = marked("faiss_only") or marked("model")
+    if marked("stores") and not once and not metafunc.config.getoption("--store"):
         stores = ["faiss", "milvus"] if _milvus_installed() else ["faiss"]
         metafunc.parametrize("store", stores, indirect=True)
 

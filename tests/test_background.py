@@ -204,3 +204,27 @@ def test_requests_beyond_the_bound_are_told_busy_at_once(seeded, fake_model, mon
     assert len(outcomes) == 10 and len(busy) + len(answered) == 10, outcomes
     assert busy and len(answered) >= 4 + 2  # the 4 workers and the 2 that may wait
     assert max(busy) < 3, busy  # told at once, not after waiting for a worker
+
+
+def test_a_cli_build_beside_a_server_yields_the_cpu(seeded, fake_model, monkeypatch):
+    """`assistant build` while a `serve` holds the index's marker lowers its priority and
+    threads (ASSISTANT_BUILD_NICE, ASSISTANT_BUILD_THREADS) and says so in one line."""
+    from typer.testing import CliRunner
+
+    from assistant import cli
+
+    from .conftest import write
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(priority, "lower_priority", lambda *args: calls.append(args))
+    runner = CliRunner()
+    alone = runner.invoke(cli.app, ["build"])
+    assert alone.exit_code == 0, alone.output
+    assert calls == [] and "serving this index" not in alone.output
+    write(seeded, "more.txt", "The ferry leaves at noon.\n")
+    with priority.serving(seeded.index_dir):
+        beside = runner.invoke(cli.app, ["build"])
+    assert beside.exit_code == 0, beside.output
+    assert calls == [(seeded.build_nice, seeded.build_threads)]
+    assert "note: `assistant serve` is serving this index" in beside.output
+    assert "1 new" in beside.output

@@ -36,13 +36,20 @@ WORKERS = 2
 def ray_instance():
     """One local Ray instance for the module (builds reuse an initialized Ray)."""
     path = os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)
-    ray.init(
-        address="local",
-        num_cpus=WORKERS,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
+    for attempt in range(3):  # Ray's own start can time out waiting for its GCS on a busy
+        try:  # 2-core machine ("Timed out waiting for file .../gcs_server_port_..."): again
+            ray.init(
+                address="local",
+                num_cpus=WORKERS,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": path}},
+            )
+            break
+        except RuntimeError:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     yield
     ray.shutdown()
 

@@ -257,7 +257,7 @@ def build_app(settings: Settings | None = None) -> Any:
                 result, outdated_sources(result, settings.seeds_dir)
             ).to_dict()
         except (AssistantError, ValueError, TypeError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc  # a one-line refusal
 
     def api_retrieve(query: str, k: int = 5, sources: list[str] | None = None) -> list:
         """The k passages that best match the query (hybrid dense + BM25 search), as data.
@@ -266,7 +266,7 @@ def build_app(settings: Settings | None = None) -> Any:
         try:  # k as sent: "7", 2.5 and true are refused here as retrieve() refuses them
             return [p.to_dict() for p in retrieve(query, k, settings, sources=sources or None)]
         except (AssistantError, ValueError, TypeError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(str(exc), print_exception=False) from exc  # a one-line refusal
 
     # -- layout -------------------------------------------------------------------------------
 
