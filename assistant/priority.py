@@ -19,12 +19,17 @@ from pathlib import Path
 MARKER = Path(".cache") / "serving.lock"  # inside the index folder (gitignored)
 
 
+def _thread_id() -> int:
+    """The calling thread for ``setpriority`` (Linux: per thread; elsewhere 0, the process)."""
+    return threading.get_native_id() if sys.platform.startswith("linux") else 0
+
+
 def lower_priority(nice: int, threads: int | None = None) -> None:
     """Lower the calling thread's CPU priority by ``nice`` and limit its torch operations to
     ``threads``. On Linux both are per thread (threads started later by this one inherit
     them), so a build thread of the web app slows nothing else of the process."""
     if nice > 0 and hasattr(os, "setpriority"):
-        tid = threading.get_native_id() if sys.platform.startswith("linux") else 0
+        tid = _thread_id()
         with contextlib.suppress(OSError):
             current = os.getpriority(os.PRIO_PROCESS, tid)
             os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
@@ -36,8 +41,7 @@ def lower_priority(nice: int, threads: int | None = None) -> None:
 
 def thread_nice() -> int:
     """The calling thread's nice value (tests and the build's log)."""
-    tid = threading.get_native_id() if sys.platform.startswith("linux") else 0
-    return os.getpriority(os.PRIO_PROCESS, tid)
+    return os.getpriority(os.PRIO_PROCESS, _thread_id())
 
 
 @contextlib.contextmanager

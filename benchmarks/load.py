@@ -80,6 +80,16 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> float:
     raise SystemExit("server did not come up")
 
 
+def stop_server(server: subprocess.Popen, wait: float = 30) -> None:
+    """Ctrl-C for a server started by a benchmark; killed if it has not stopped in ``wait`` s."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(wait)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(10)
+
+
 def run_clients(
     url: str,
     seeds_dir: Path,
@@ -210,12 +220,7 @@ def main() -> None:
         peak_hwm = rss_kb(server.pid, "VmHWM")
     finally:
         stop.set()
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop_server(server)
 
     total = args.clients * args.questions
     figures = {

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import percentiles
-from benchmarks.load import QUESTIONS, free_port, run_clients, wait_ready
+from benchmarks.load import QUESTIONS, free_port, run_clients, stop_server, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "tests" / "docs"
@@ -148,12 +147,7 @@ def main() -> None:
         stop.set()
         rebuilder.join(600)
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop_server(server, 60)
         log.close()
         tail = (root / "server.log").read_text(errors="replace").splitlines()[-20:]
         shutil.rmtree(root, ignore_errors=True)
