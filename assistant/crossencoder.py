@@ -9,7 +9,9 @@ It reads a question and one candidate sentence together ("[CLS] question [SEP] s
 - ``null``: each pair's vote that the question has no answer here; a shortlist's "no answer"
   logit is their mean plus a learned bias, and the probability that the shortlist answers is a
   softmax of that logit against the sentences' relevance logits (as SQuAD 2.0 readers do);
-- ``start``/``end``: the answering phrase inside the sentence (a span head).
+- ``start``/``end``: the answering phrase inside the sentence (a span head); position 0
+  ([CLS]) is the sentence's "no phrase here" option, as in SQuAD 2.0 readers, and the best
+  phrase's score over it (``evidence``) also feeds ``relevance`` and ``null``.
 
 The shipped weights (``reader.safetensors``, fp16) hold everything but the word embeddings,
 which are read from the packaged embedder; their sha256 is checked at load.
@@ -61,6 +63,8 @@ def build_net(base_path: str, layers: int):
             self.null = nn.Linear(2 * hidden + 1, 1)
             self.null_bias = nn.Parameter(torch.tensor(0.0))
             self.span = nn.Linear(hidden, 2)
+            self.rel_evidence = nn.Parameter(torch.tensor(0.0))
+            self.null_evidence = nn.Parameter(torch.tensor(0.0))
             for layer in (self.rel, self.null):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
@@ -79,12 +83,24 @@ def build_net(base_path: str, layers: int):
             sn = nn.functional.normalize(sv, dim=-1)
             cos = (qn * sn).sum(-1)
             pair = torch.cat([qn * sn, (qn - sn).abs()], dim=-1)
-            relevance = self.scale * cos + self.rel(pair).squeeze(-1) + self.bias
-            null = self.null(torch.cat([pair, cos.unsqueeze(-1)], dim=-1)).squeeze(-1)
             span = self.span(out)
             neg = torch.finfo(span.dtype).min / 2
-            start = span[..., 0].masked_fill(s_mask == 0, neg)
-            end = span[..., 1].masked_fill(s_mask == 0, neg)
+            allowed = s_mask.clone()
+            allowed[:, 0] = 1  # [CLS]: "no answering phrase in this sentence"
+            start = span[..., 0].masked_fill(allowed == 0, neg)
+            end = span[..., 1].masked_fill(allowed == 0, neg)
+            inside = s_mask == 0
+            evidence = (
+                span[..., 0].masked_fill(inside, neg).amax(-1)
+                + span[..., 1].masked_fill(inside, neg).amax(-1)
+                - span[:, 0, 0]
+                - span[:, 0, 1]
+            )
+            relevance = (
+                self.scale * cos + self.rel(pair).squeeze(-1) + self.bias
+            ) + self.rel_evidence * evidence
+            null = self.null(torch.cat([pair, cos.unsqueeze(-1)], dim=-1)).squeeze(-1)
+            null = null - self.null_evidence * evidence
             return relevance, null, start, end
 
     def _pool(hidden, mask):
@@ -221,7 +237,9 @@ class ReaderModel:
         self.net = build_net(base_path, int(self.card["layers"]))
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
         missing, unexpected = self.net.load_state_dict(state, strict=False)
-        missing = [k for k in missing if "word_embeddings" not in k]
+        # word embeddings come from the base model; weights from before the span head's
+        # "no phrase" option lack its two evidence weights, which then stay 0 (no effect)
+        missing = [k for k in missing if "word_embeddings" not in k and "_evidence" not in k]
         if missing or unexpected:
             raise ModelNotFoundError(f"{weights.name} does not fit the network: {missing[:3]}")
         self.net.eval()

@@ -8,6 +8,9 @@ the sentence holding the answer, or "no answer" (index -1). From the shared data
 - "no answer" groups: a train question against the article's best-ranked sentences *outside*
   its paragraph (on topic, not answering: what a question about a missing document meets), and
   SQuAD 2.0 dev part 2's unanswerable questions against their paragraph;
+- "swapped" groups: a train question with one name or number that its answer's sentence holds
+  replaced by another from the same article that the paragraph never mentions, against its
+  paragraph (the near miss SQuAD 2.0's writers made by hand: on topic, not answered);
 - typo'd, lower-cased and follow-up-shaped copies of some questions.
 
 Held out (never trained on): ``HELD_OUT`` train articles and part 2's calibration articles,
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass
 
 from assistant.chunking import split_sentences
@@ -38,7 +42,7 @@ class Group:
     sentences: list[str]
     target: int  # index of the answer's sentence, -1 for "no answer"
     answer: tuple[int, int] | None  # the answer's char span inside the target sentence
-    kind: str  # "answer", "outside", "squad2", with "+typo"/"+lower"/"+followup"
+    kind: str  # "answer", "outside", "squad2", "swap", with "+typo"/"+lower"/"+followup"
 
 
 def load_articles(path) -> list[dict]:
@@ -64,8 +68,37 @@ def _ranked(index, n_docs: int, questions: list[str], k: int) -> list[list[int]]
     return [list(map(int, row)) for row in docs]
 
 
+NAME = re.compile(r"^(?:[A-Z][\w'-]*|\d[\d,.]*)$")
+
+
+def swap(question: str, sentence: str, paragraph: str, names: list[str], rng: random.Random):
+    """``question`` with one of its names or numbers that ``sentence`` holds replaced by one of
+    ``names`` of the same shape that ``paragraph`` never mentions; None when there is none."""
+    words = question.split(" ")
+    spots = []
+    for i, w in enumerate(words[1:], 1):
+        core = w.rstrip("?,.;:")
+        if core.endswith("'s"):
+            core = core[:-2]
+        if NAME.match(core) and core in sentence:
+            spots.append((i, core))
+    if not spots:
+        return None
+    i, core = rng.choice(spots)
+    shape = core[0].isdigit()
+    pool = [n for n in names if n[0].isdigit() == shape and n != core and n not in paragraph]
+    if not pool:
+        return None
+    words[i] = words[i].replace(core, rng.choice(pool), 1)
+    return " ".join(words)
+
+
 def article_groups(
-    article: dict, rng: random.Random, outside_share: float, max_questions: int = 0
+    article: dict,
+    rng: random.Random,
+    outside_share: float,
+    max_questions: int = 0,
+    swap_share: float = 0.0,
 ) -> list[Group]:
     """Groups for the questions of one article (answerable and unanswerable), at most
     ``max_questions`` of them drawn at random (0: all)."""
@@ -84,6 +117,10 @@ def article_groups(
     if max_questions and len(items) > max_questions:
         items = rng.sample(items, max_questions)
     ranked = _ranked(index, len(flat), [qa["question"] for _, _, qa in items], 12)
+    names = sorted(
+        {w.strip(".,;:()\"'") for f in flat for w in f[3].split()[1:]} - {""},
+    )
+    names = sorted({n[:-2] if n.endswith("'s") else n for n in names if NAME.match(n)})
     out: list[Group] = []
     for (p, _ctx, qa), order in zip(items, ranked):
         own = [i for i, f in enumerate(flat) if f[0] == p]
@@ -108,6 +145,12 @@ def article_groups(
             if sents:
                 out.append(Group(qa["question"], sents, -1, None, "outside"))
             continue
+        if rng.random() < swap_share:
+            changed = swap(qa["question"], flat[gold][3], _ctx, names, rng)
+            if changed:
+                pick = own[:]
+                rng.shuffle(pick)
+                out.append(Group(changed, [flat[i][3] for i in pick[:GROUP]], -1, None, "swap"))
         others = [i for i in own if i != gold and text not in flat[i][3]]
         rank = {i: r for r, i in enumerate(order)}
         others.sort(key=lambda i: rank.get(i, 99))
@@ -189,14 +232,22 @@ def split_part2(seed: int):
 
 
 def training_groups(
-    seed: int, n: int, limit: int | None = None, progress: bool = True
+    seed: int,
+    n: int,
+    limit: int | None = None,
+    progress: bool = True,
+    sample_seed: int | None = None,
+    swap_share: float = 0.0,
 ) -> list[Group]:
     """About ``n`` shuffled training groups (with augmented copies): every group of part 2's
     training articles (its unanswerable questions are the on-topic "no answer" examples), the
-    rest drawn evenly from the SQuAD v1.1 train articles; ``limit`` caps the article count."""
+    rest drawn evenly from the SQuAD v1.1 train articles; ``limit`` caps the article count.
+    ``seed`` splits the articles (the held-out ones stay the same), ``sample_seed`` (default
+    ``seed``) draws the questions; ``swap_share`` of the answerable ones also give a swapped
+    "no answer" group."""
     from tqdm import tqdm
 
-    rng = random.Random(seed)
+    rng = random.Random(seed if sample_seed is None else sample_seed)
     train, _ = split_train(seed)
     part2, _ = split_part2(seed)
     if limit:
@@ -206,7 +257,9 @@ def training_groups(
         groups.extend(article_groups(article, rng, outside_share=0.0))
     per_article = max(1, int((n / 1.2 - len(groups)) / len(train)) + 1)
     for article in tqdm(train, desc="train groups", disable=not progress):
-        groups.extend(article_groups(article, rng, 0.15, max_questions=per_article))
+        groups.extend(
+            article_groups(article, rng, 0.15, max_questions=per_article, swap_share=swap_share)
+        )
     groups.extend(augment(groups, rng))
     rng.shuffle(groups)
     return groups[:n] if n else groups

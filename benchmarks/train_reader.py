@@ -36,6 +36,10 @@ except ImportError:  # run as a script
     from common import CACHE, REPO  # type: ignore[no-redef]
 
 
+SHIPPED_ARGS = {"seed", "sample_seed", "init", "swap_share", "layers", "groups", "epochs"}
+SHIPPED_ARGS |= {"batch_pairs", "lr"}
+
+
 def base_path() -> str:
     return str(reader_model.resolve_base())
 
@@ -55,7 +59,8 @@ def batches(groups: list, pairs: int) -> list[list]:
 
 
 def tensors(tokenizer, groups: list):
-    """Model inputs for a batch of groups, with the span targets as token indices."""
+    """Model inputs for a batch of groups, with the span targets as token indices: the
+    answer's tokens in its sentence, position 0 ("no phrase here") in every other sentence."""
     import torch
 
     questions = [g.question for g in groups for _ in g.sentences]
@@ -64,15 +69,20 @@ def tensors(tokenizer, groups: list):
     starts, ends, rows = [], [], []
     r = 0
     for g in groups:
-        if g.target >= 0 and g.answer:
-            offs = enc["offsets"][r + g.target]
-            a, b = g.answer
-            s = next((i for i, (x, y) in enumerate(offs) if y > x and x <= a < y), None)
-            e = next((i for i, (x, y) in enumerate(offs) if y > x and x < b <= y), None)
-            if s is not None and e is not None and e >= s:
-                rows.append(r + g.target)
-                starts.append(s)
-                ends.append(e)
+        for j in range(len(g.sentences)):
+            if j != g.target:
+                rows.append(r + j)
+                starts.append(0)
+                ends.append(0)
+            elif g.answer:
+                offs = enc["offsets"][r + j]
+                a, b = g.answer
+                s = next((i for i, (x, y) in enumerate(offs) if y > x and x <= a < y), None)
+                e = next((i for i, (x, y) in enumerate(offs) if y > x and x < b <= y), None)
+                if s is not None and e is not None and e >= s:
+                    rows.append(r + j)
+                    starts.append(s)
+                    ends.append(e)
         r += len(g.sentences)
     batch = {k: torch.from_numpy(v) for k, v in enc.items() if k != "offsets"}
     span = (torch.tensor(rows), torch.tensor(starts), torch.tensor(ends))
@@ -142,7 +152,12 @@ def train(args) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     groups = rd.training_groups(
-        args.seed, args.groups, limit=args.articles, progress=not args.quick
+        args.seed,
+        args.groups,
+        limit=args.articles,
+        progress=not args.quick,
+        sample_seed=args.sample_seed,
+        swap_share=args.swap_share,
     )
     held = rd.held_out_groups(args.seed, per_article=2 if args.quick else 12)
     curve_set = held["train"][: 20 if args.quick else 240]
@@ -150,6 +165,8 @@ def train(args) -> Path:
     steps = len(plan) * args.epochs
     tokenizer = AutoTokenizer.from_pretrained(base_path())
     net = build(args.layers)
+    if args.init:  # a warm start: the weights of an earlier run, new heads' weights at 0
+        net.load_state_dict(torch.load(args.init, weights_only=False)["model"], strict=False)
     params = [p for p in net.parameters() if p.requires_grad]
     heads = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("bert.")]
     body = [p for n, p in net.named_parameters() if p.requires_grad and n.startswith("bert.")]
@@ -285,7 +302,7 @@ def export(args) -> None:
         + " ".join(
             f"--{k.replace('_', '-')} {v}"
             for k, v in sorted(run.get("args", {}).items())
-            if k in {"seed", "layers", "groups", "epochs", "batch_pairs", "lr"}
+            if k in SHIPPED_ARGS and v not in (None, "")
         )
         + " && python -m benchmarks.train_reader --export",
         "commit": commit,
@@ -307,6 +324,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--groups", type=int, default=14000, help="training groups used (0: all)")
     parser.add_argument("--articles", type=int, default=0, help="cap on articles read (0: all)")
+    parser.add_argument(
+        "--sample-seed", type=int, default=None, help="which questions are drawn (default: --seed)"
+    )
+    parser.add_argument("--init", default="", help="start from this checkpoint's weights")
+    parser.add_argument(
+        "--swap-share", type=float, default=0.0, help="answerable questions also swapped"
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-pairs", type=int, default=48)
     parser.add_argument("--lr", type=float, default=8e-5)

@@ -75,3 +75,32 @@ def test_the_reader_is_safe_to_call_from_many_threads():
     for k, reading in results:
         assert np.allclose(reading.relevance, alone[k].relevance, atol=1e-4)
         assert reading.spans == alone[k].spans
+
+
+def test_swapped_questions_are_near_misses_their_paragraph_does_not_answer():
+    import random
+
+    from benchmarks.reader_data import swap
+
+    sentence = "Chopin moved to Paris in 1831 with his friend Titus."
+    paragraph = sentence + " He gave his first concert there."
+    names = ["Vienna", "1849", "Warsaw", "Paris", "Titus"]
+    seen = set()
+    for seed in range(40):
+        q = swap(
+            "When did Chopin move to Paris in 1831?",
+            sentence,
+            paragraph,
+            names,
+            random.Random(seed),
+        )
+        assert q is not None and q != "When did Chopin move to Paris in 1831?"
+        original = "When did Chopin move to Paris in 1831".split()
+        changed = [w for w in q.rstrip("?").split() if w not in original]
+        assert len(changed) == 1 and changed[0] in {"Vienna", "1849", "Warsaw"}
+        assert not (changed[0] == "1849") ^ ("1831" not in q)  # a number for a number
+        seen.add(changed[0])
+    assert seen == {"Vienna", "1849", "Warsaw"}
+    # nothing of the question's names in its sentence, or no other name: no swap
+    assert swap("When did he move?", sentence, paragraph, names, random.Random(0)) is None
+    assert swap("When did Chopin move?", sentence, paragraph, ["Paris"], random.Random(0)) is None
