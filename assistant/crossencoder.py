@@ -43,6 +43,7 @@ RANK_FEATURES = [
     "context",  # the same for its best neighbour
     "passage_rank",  # 1 / (1 + the passage's rank)
     "passage_score",  # the passage's retrieval score over the best passage's
+    "evidence",  # the span head's best phrase over "no phrase here" (``phrase_evidence``)
 ]
 
 
@@ -89,13 +90,7 @@ def build_net(base_path: str, layers: int):
             allowed[:, 0] = 1  # [CLS]: "no answering phrase in this sentence"
             start = span[..., 0].masked_fill(allowed == 0, neg)
             end = span[..., 1].masked_fill(allowed == 0, neg)
-            inside = s_mask == 0
-            evidence = (
-                span[..., 0].masked_fill(inside, neg).amax(-1)
-                + span[..., 1].masked_fill(inside, neg).amax(-1)
-                - span[:, 0, 0]
-                - span[:, 0, 1]
-            )
+            evidence = phrase_evidence(start, end, s_mask)
             relevance = (
                 self.scale * cos + self.rel(pair).squeeze(-1) + self.bias
             ) + self.rel_evidence * evidence
@@ -120,6 +115,21 @@ def build_net(base_path: str, layers: int):
     bert.encoder.layer = bert.encoder.layer[:layers]
     bert.config.num_hidden_layers = layers
     return ReaderNet(bert)
+
+
+def phrase_evidence(start, end, s_mask):
+    """Per pair: the best start and end logits inside the sentence over the "no phrase here"
+    option's (position 0), as SQuAD 2.0 readers compare a span's score with the null's."""
+    neg = torch_min(start)
+    inside = s_mask == 0
+    best = start.masked_fill(inside, neg).amax(-1) + end.masked_fill(inside, neg).amax(-1)
+    return best - start[:, 0] - end[:, 0]
+
+
+def torch_min(tensor) -> float:
+    import torch
+
+    return torch.finfo(tensor.dtype).min / 4
 
 
 def encode_pairs(tokenizer, questions: list[str], sentences: list[str]) -> dict:
@@ -170,6 +180,7 @@ class Reading:
     relevance: np.ndarray  # logit per sentence
     answer_probability: float  # 1 - the softmax share of "no answer"
     spans: list[tuple[int, int] | None]  # the answering phrase per sentence (its char offsets)
+    evidence: np.ndarray  # per sentence: its best phrase's score over "no phrase here"
 
 
 def read_shortlist(net, tokenizer, question: str, sentences: list[str]) -> Reading:
@@ -177,7 +188,7 @@ def read_shortlist(net, tokenizer, question: str, sentences: list[str]) -> Readi
     import torch
 
     if not sentences:
-        return Reading(np.zeros(0, np.float32), 0.0, [])
+        return Reading(np.zeros(0, np.float32), 0.0, [], np.zeros(0, np.float32))
     batch = encode_pairs(tokenizer, [question] * len(sentences), sentences)
     tensors = {k: torch.from_numpy(v) for k, v in batch.items() if k != "offsets"}
     with torch.inference_mode():
@@ -185,11 +196,12 @@ def read_shortlist(net, tokenizer, question: str, sentences: list[str]) -> Readi
         null_logit = null.mean() + net.null_bias
         logits = torch.cat([null_logit.view(1), relevance])
         p_answer = 1.0 - float(torch.softmax(logits, 0)[0])
+        evidence = phrase_evidence(start, end, tensors["s_mask"]).numpy().astype(np.float32)
     spans = [
         _best_span(start[i].numpy(), end[i].numpy(), batch["offsets"][i])
         for i in range(len(sentences))
     ]
-    return Reading(relevance.numpy().astype(np.float32), p_answer, spans)
+    return Reading(relevance.numpy().astype(np.float32), p_answer, spans, evidence)
 
 
 def _best_span(start: np.ndarray, end: np.ndarray, offsets, max_tokens: int = 12):
@@ -256,17 +268,23 @@ class ReaderModel:
         logistic regression fitted on held-out articles (``benchmarks/calibrate_reader.py``);
         the model's logit alone until that is fitted."""
         ranker = self.card.get("ranker")
-        z = features @ np.array(ranker["coef"]) + ranker["intercept"] if ranker else features[:, 0]
+        if ranker:
+            columns = [RANK_FEATURES.index(name) for name in ranker["features"]]
+            z = features[:, columns] @ np.array(ranker["coef"]) + ranker["intercept"]
+        else:
+            z = features[:, 0]
         return 1.0 / (1.0 + np.exp(-z))
 
-    def calibrated(self, features: np.ndarray) -> float:
+    def calibrated(self, features: np.ndarray, names: list[str]) -> float:
         """The calibrated probability that the quoted answer is right, from the answer-level
-        features the reader computes (``answer/reader.py: CONFIDENCE_FEATURES``; the first is
-        the model's logit that the shortlist answers at all), by the logistic regression
-        fitted on held-out articles; that logit alone until it is fitted."""
+        ``features`` the reader computes, called ``names`` (``answer/model_reader.py:
+        CONFIDENCE_FEATURES``; the first is the model's logit that the shortlist answers at
+        all), by the logistic regression fitted on held-out articles over the ones the card
+        names; that logit alone until it is fitted."""
         cal = self.card.get("calibration")
         if isinstance(cal, dict):
-            z = features @ np.array(cal["coef"]) + cal["intercept"]
+            columns = [names.index(name) for name in cal["features"]]
+            z = features[columns] @ np.array(cal["coef"]) + cal["intercept"]
         else:
             z = features[0]
         return float(1.0 / (1.0 + np.exp(-z)))

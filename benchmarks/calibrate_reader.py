@@ -86,7 +86,7 @@ def read_all(asked: list[dict], retriever, settings) -> list[dict]:
         rows.append(
             {
                 **item,
-                "x": M.rank_features(short, reading.relevance, passages),
+                "x": M.rank_features(short, reading, passages),
                 "y": np.array(labels, dtype=int),
                 "p": reading.answer_probability,
                 "reading": (q, short, cands),
@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> None:
             top1["ranker"].append(bool(r["y"][pick]))
             top1["model alone"].append(bool(r["y"][int(np.argmax(r["x"][:, 0]))]))
         q, short, cands = r["reading"]
-        for cand, p in zip(short, ranked):
+        for cand, p, x in zip(short, ranked, r["x"]):
             cand.score = float(p)
+            cand.features["evidence"] = float(x[reader_model.RANK_FEATURES.index("evidence")])
         order = sorted(short, key=lambda cand: -cand.score)
         signals.append(M.confidence_features(q, order, cands, r["p"]))
 

@@ -145,7 +145,7 @@ def article_groups(
             if sents:
                 out.append(Group(qa["question"], sents, -1, None, "outside"))
             continue
-        if rng.random() < swap_share:
+        if swap_share and rng.random() < swap_share:  # no draw when off: same data as before
             changed = swap(qa["question"], flat[gold][3], _ctx, names, rng)
             if changed:
                 pick = own[:]

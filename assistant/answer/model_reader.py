@@ -26,6 +26,7 @@ CONFIDENCE_FEATURES = [
     "passage_coverage",  # share of the question's key terms (IDF) in the best sentence's passage
     "window_missing",  # the heaviest key term missing from it and its neighbours, over the total
     "corpus_coverage",  # share of the question's key terms found anywhere in the index
+    "evidence",  # the best sentence's answering phrase over "no phrase here" (span head)
 ]
 
 
@@ -40,10 +41,9 @@ def shortlist(cands: list[select.Candidate], n: int = SHORTLIST) -> list[select.
     return sorted(cands, key=key)[:n]
 
 
-def rank_features(
-    short: list[select.Candidate], relevance: np.ndarray, passages: list[Passage]
-) -> np.ndarray:
-    """The ranker's features (``crossencoder.RANK_FEATURES``) of each shortlisted sentence."""
+def rank_features(short: list[select.Candidate], reading, passages: list[Passage]) -> np.ndarray:
+    """The ranker's features (``crossencoder.RANK_FEATURES``) of each shortlisted sentence,
+    from the model's ``reading`` of them."""
     top = passages[0].score or 1.0
     return np.array(
         [
@@ -53,8 +53,9 @@ def rank_features(
                 c.features.get("context", 0.0),
                 1.0 / (1 + c.passage_index),
                 (passages[c.passage_index].score or 0.0) / top,
+                float(e),
             ]
-            for c, z in zip(short, relevance)
+            for c, z, e in zip(short, reading.relevance, reading.evidence)
         ],
         dtype=np.float64,
     )
@@ -81,6 +82,7 @@ def confidence_features(
             q.coverage(passage),
             q.max_missing(window),
             q.coverage(set(q.known)),
+            best.features.get("evidence", 0.0),
         ]
     )
 
@@ -105,12 +107,10 @@ def read(
         return [], cands, 0.0
     reader = default_reader()
     reading = reader.read(q.spelled, [c.text for c in short])
-    features = rank_features(short, reading.relevance, passages)
-    for c, p, span in zip(short, reader.ranked(features), reading.spans):
+    features = rank_features(short, reading, passages)
+    for c, p, span, e in zip(short, reader.ranked(features), reading.spans, reading.evidence):
         c.score, c.span = float(p), span
+        c.features["evidence"] = float(e)
     ranked = sorted(short, key=lambda c: -c.score)
-    return (
-        ranked,
-        cands,
-        reader.calibrated(confidence_features(q, ranked, cands, reading.answer_probability)),
-    )
+    signals = confidence_features(q, ranked, cands, reading.answer_probability)
+    return ranked, cands, reader.calibrated(signals, CONFIDENCE_FEATURES)
