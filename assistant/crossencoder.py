@@ -120,16 +120,12 @@ def build_net(base_path: str, layers: int):
 def phrase_evidence(start, end, s_mask):
     """Per pair: the best start and end logits inside the sentence over the "no phrase here"
     option's (position 0), as SQuAD 2.0 readers compare a span's score with the null's."""
-    neg = torch_min(start)
+    import torch
+
+    neg = torch.finfo(start.dtype).min / 4  # a sum of two stays finite
     inside = s_mask == 0
     best = start.masked_fill(inside, neg).amax(-1) + end.masked_fill(inside, neg).amax(-1)
     return best - start[:, 0] - end[:, 0]
-
-
-def torch_min(tensor) -> float:
-    import torch
-
-    return torch.finfo(tensor.dtype).min / 4
 
 
 def encode_pairs(tokenizer, questions: list[str], sentences: list[str]) -> dict:

@@ -81,12 +81,13 @@ def read_all(asked: list[dict], retriever, settings) -> list[dict]:
         if not short:
             continue
         reading = model.read(q.spelled, [c.text for c in short])
+        M.take_reading(short, reading)
         golds = [normalize(g) for g in item["answers"]]
         labels = [any(g in normalize(c.text) for g in golds) for c in short]
         rows.append(
             {
                 **item,
-                "x": M.rank_features(short, reading, passages),
+                "x": M.rank_features(short, reading.relevance, passages),
                 "y": np.array(labels, dtype=int),
                 "p": reading.answer_probability,
                 "reading": (q, short, cands),
@@ -143,9 +144,8 @@ def main(argv: list[str] | None = None) -> None:
             top1["ranker"].append(bool(r["y"][pick]))
             top1["model alone"].append(bool(r["y"][int(np.argmax(r["x"][:, 0]))]))
         q, short, cands = r["reading"]
-        for cand, p, x in zip(short, ranked, r["x"]):
+        for cand, p in zip(short, ranked):
             cand.score = float(p)
-            cand.features["evidence"] = float(x[reader_model.RANK_FEATURES.index("evidence")])
         order = sorted(short, key=lambda cand: -cand.score)
         signals.append(M.confidence_features(q, order, cands, r["p"]))
 

@@ -93,6 +93,12 @@ def swap(question: str, sentence: str, paragraph: str, names: list[str], rng: ra
     return " ".join(words)
 
 
+def _names(sentences: list[str]) -> list[str]:
+    """The names and numbers of ``sentences`` (not their first words), for ``swap``."""
+    words = {w.strip(".,;:()\"'") for text in sentences for w in text.split()[1:]}
+    return sorted({w[:-2] if w.endswith("'s") else w for w in words if NAME.match(w)})
+
+
 def article_groups(
     article: dict,
     rng: random.Random,
@@ -117,12 +123,9 @@ def article_groups(
     if max_questions and len(items) > max_questions:
         items = rng.sample(items, max_questions)
     ranked = _ranked(index, len(flat), [qa["question"] for _, _, qa in items], 12)
-    names = sorted(
-        {w.strip(".,;:()\"'") for f in flat for w in f[3].split()[1:]} - {""},
-    )
-    names = sorted({n[:-2] if n.endswith("'s") else n for n in names if NAME.match(n)})
+    names = _names([f[3] for f in flat]) if swap_share else []
     out: list[Group] = []
-    for (p, _ctx, qa), order in zip(items, ranked):
+    for (p, ctx, qa), order in zip(items, ranked):
         own = [i for i, f in enumerate(flat) if f[0] == p]
         impossible = qa.get("is_impossible", False)
         answers = [a["text"] for a in qa.get("answers", [])]
@@ -146,7 +149,7 @@ def article_groups(
                 out.append(Group(qa["question"], sents, -1, None, "outside"))
             continue
         if swap_share and rng.random() < swap_share:  # no draw when off: same data as before
-            changed = swap(qa["question"], flat[gold][3], _ctx, names, rng)
+            changed = swap(qa["question"], flat[gold][3], ctx, names, rng)
             if changed:
                 pick = own[:]
                 rng.shuffle(pick)

@@ -36,8 +36,18 @@ except ImportError:  # run as a script
     from common import CACHE, REPO  # type: ignore[no-redef]
 
 
-SHIPPED_ARGS = {"seed", "sample_seed", "init", "swap_share", "layers", "groups", "epochs"}
-SHIPPED_ARGS |= {"batch_pairs", "lr"}
+# the training arguments a card's command repeats
+SHIPPED_ARGS = {
+    "seed",
+    "sample_seed",
+    "init",
+    "swap_share",
+    "layers",
+    "groups",
+    "epochs",
+    "batch_pairs",
+    "lr",
+}
 
 
 def base_path() -> str:
@@ -308,8 +318,9 @@ def export(args) -> None:
         + f" && python -m benchmarks.train_reader --export{out_arg}"
     )
     earlier = []
-    if train_args.get("init") and reader_model.CARD.exists():  # a warm start: its first stages
-        before = json.loads(reader_model.CARD.read_text(encoding="utf-8"))
+    card_path = target / reader_model.CARD.name
+    if train_args.get("init") and card_path.exists():  # a warm start from the card it replaces
+        before = json.loads(card_path.read_text(encoding="utf-8"))
         command = f"{before['command']} && {command}"
         earlier = [
             *before.get("earlier_stages", []),
@@ -331,7 +342,6 @@ def export(args) -> None:
         "calibration": [1.0, 0.0],  # until benchmarks/calibrate_reader.py fits it
         "threshold": 0.5,
     }
-    card_path = target / reader_model.CARD.name
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps({k: card[k] for k in ("sha256", "size_bytes", "held_out")}))
     print("next: python -m benchmarks.calibrate_reader (calibration and threshold)")

@@ -41,9 +41,19 @@ def shortlist(cands: list[select.Candidate], n: int = SHORTLIST) -> list[select.
     return sorted(cands, key=key)[:n]
 
 
-def rank_features(short: list[select.Candidate], reading, passages: list[Passage]) -> np.ndarray:
-    """The ranker's features (``crossencoder.RANK_FEATURES``) of each shortlisted sentence,
-    from the model's ``reading`` of them."""
+def take_reading(short: list[select.Candidate], reading) -> None:
+    """Put the model's ``reading`` of the shortlist on its candidates: each one's answering
+    phrase (``span``) and phrase evidence (``features["evidence"]``)."""
+    for c, span, e in zip(short, reading.spans, reading.evidence):
+        c.span = span
+        c.features["evidence"] = float(e)
+
+
+def rank_features(
+    short: list[select.Candidate], relevance: np.ndarray, passages: list[Passage]
+) -> np.ndarray:
+    """The ranker's features (``crossencoder.RANK_FEATURES``) of each shortlisted sentence
+    (after ``take_reading``)."""
     top = passages[0].score or 1.0
     return np.array(
         [
@@ -53,9 +63,9 @@ def rank_features(short: list[select.Candidate], reading, passages: list[Passage
                 c.features.get("context", 0.0),
                 1.0 / (1 + c.passage_index),
                 (passages[c.passage_index].score or 0.0) / top,
-                float(e),
+                c.features.get("evidence", 0.0),
             ]
-            for c, z, e in zip(short, reading.relevance, reading.evidence)
+            for c, z in zip(short, relevance)
         ],
         dtype=np.float64,
     )
@@ -107,10 +117,9 @@ def read(
         return [], cands, 0.0
     reader = default_reader()
     reading = reader.read(q.spelled, [c.text for c in short])
-    features = rank_features(short, reading, passages)
-    for c, p, span, e in zip(short, reader.ranked(features), reading.spans, reading.evidence):
-        c.score, c.span = float(p), span
-        c.features["evidence"] = float(e)
+    take_reading(short, reading)
+    for c, p in zip(short, reader.ranked(rank_features(short, reading.relevance, passages))):
+        c.score = float(p)
     ranked = sorted(short, key=lambda c: -c.score)
     signals = confidence_features(q, ranked, cands, reading.answer_probability)
     return ranked, cands, reader.calibrated(signals, CONFIDENCE_FEATURES)
