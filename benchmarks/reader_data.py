@@ -11,6 +11,9 @@ the sentence holding the answer, or "no answer" (index -1). From the shared data
 - "swapped" groups: a train question with one name or number that its answer's sentence holds
   replaced by another from the same article that the paragraph never mentions, against its
   paragraph (the near miss SQuAD 2.0's writers made by hand: on topic, not answered);
+- "deleted" groups: a train question against its own group with the answer cut out of the
+  answer's sentence (the sentence still on topic, naming what the question names, but no longer
+  holding what it asks: "how much does it cost?" against a sentence with no price);
 - typo'd, lower-cased and follow-up-shaped copies of some questions.
 
 Held out (never trained on): ``HELD_OUT`` train articles and part 2's calibration articles,
@@ -42,7 +45,7 @@ class Group:
     sentences: list[str]
     target: int  # index of the answer's sentence, -1 for "no answer"
     answer: tuple[int, int] | None  # the answer's char span inside the target sentence
-    kind: str  # "answer", "outside", "squad2", "swap", with "+typo"/"+lower"/"+followup"
+    kind: str  # "answer", "outside", "squad2", "swap", "deleted", with "+typo"/"+lower"/"+followup"
 
 
 def load_articles(path) -> list[dict]:
@@ -93,6 +96,27 @@ def swap(question: str, sentence: str, paragraph: str, names: list[str], rng: ra
     return " ".join(words)
 
 
+def delete_answer(sentence: str, span: tuple[int, int]) -> str | None:
+    """``sentence`` without the answer at ``span`` (and a short lower-case word left dangling
+    before it, as "in" of "in 2019."); None when the span cuts a word or too little is left."""
+    a, b = span
+    if sentence[a - 1 : a].isalnum() or sentence[b : b + 1].isalnum():
+        return None
+    head, tail = sentence[:a].rstrip(), sentence[b:].lstrip()
+    words = head.split(" ")
+    if len(words) > 1 and words[-1].isalpha() and words[-1].islower() and len(words[-1]) <= 3:
+        head = " ".join(words[:-1])
+    if tail[:1] in (",", ";", ":", ".", ")", "?", "!"):
+        text = (
+            head.rstrip(",;:(") + tail
+        )  # ", Blue Ivy, at" -> ", at"; "superior, ." -> "superior."
+    else:
+        text = f"{head} {tail}" if head and tail else head + tail
+    if len(text.split()) < 4 or len(text) < 0.4 * len(sentence):
+        return None
+    return text
+
+
 def _names(sentences: list[str]) -> list[str]:
     """The names and numbers of ``sentences`` (not their first words), for ``swap``."""
     words = {w.strip(".,;:()\"'") for text in sentences for w in text.split()[1:]}
@@ -105,9 +129,11 @@ def article_groups(
     outside_share: float,
     max_questions: int = 0,
     swap_share: float = 0.0,
+    delete_share: float = 0.0,
 ) -> list[Group]:
     """Groups for the questions of one article (answerable and unanswerable), at most
-    ``max_questions`` of them drawn at random (0: all)."""
+    ``max_questions`` of them drawn at random (0: all); ``swap_share`` and ``delete_share`` of
+    the answerable ones also give a swapped or a deleted "no answer" group."""
     flat: list[tuple[int, int, int, str]] = []  # paragraph, start, end, text
     for p, para in enumerate(article["paragraphs"]):
         ctx = para["context"]
@@ -165,9 +191,13 @@ def article_groups(
         span = (rel, rel + len(text)) if rel + len(text) <= b - a else None
         if span and sentence[span[0] : span[1]] != text:
             span = None
-        out.append(
-            Group(qa["question"], [flat[i][3] for i in pick], pick.index(gold), span, "answer")
-        )
+        sents = [flat[i][3] for i in pick]
+        out.append(Group(qa["question"], sents, pick.index(gold), span, "answer"))
+        if span and delete_share and rng.random() < delete_share:  # no draw when off
+            cut = delete_answer(sentence, span)
+            if cut:
+                holed = [cut if i == gold else flat[i][3] for i in pick]
+                out.append(Group(qa["question"], holed, -1, None, "deleted"))
     return out
 
 
@@ -241,13 +271,14 @@ def training_groups(
     progress: bool = True,
     sample_seed: int | None = None,
     swap_share: float = 0.0,
+    delete_share: float = 0.0,
 ) -> list[Group]:
     """About ``n`` shuffled training groups (with augmented copies): every group of part 2's
     training articles (its unanswerable questions are the on-topic "no answer" examples), the
     rest drawn evenly from the SQuAD v1.1 train articles; ``limit`` caps the article count.
     ``seed`` splits the articles (the held-out ones stay the same), ``sample_seed`` (default
-    ``seed``) draws the questions; ``swap_share`` of the answerable ones also give a swapped
-    "no answer" group."""
+    ``seed``) draws the questions; ``swap_share`` / ``delete_share`` of the answerable ones also
+    give a swapped / deleted "no answer" group."""
     from tqdm import tqdm
 
     rng = random.Random(seed if sample_seed is None else sample_seed)
@@ -261,7 +292,14 @@ def training_groups(
     per_article = max(1, int((n / 1.2 - len(groups)) / len(train)) + 1)
     for article in tqdm(train, desc="train groups", disable=not progress):
         groups.extend(
-            article_groups(article, rng, 0.15, max_questions=per_article, swap_share=swap_share)
+            article_groups(
+                article,
+                rng,
+                0.15,
+                max_questions=per_article,
+                swap_share=swap_share,
+                delete_share=delete_share,
+            )
         )
     groups.extend(augment(groups, rng))
     rng.shuffle(groups)

@@ -42,6 +42,7 @@ SHIPPED_ARGS = {
     "sample_seed",
     "init",
     "swap_share",
+    "delete_share",
     "layers",
     "groups",
     "epochs",
@@ -168,6 +169,7 @@ def train(args) -> Path:
         progress=not args.quick,
         sample_seed=args.sample_seed,
         swap_share=args.swap_share,
+        delete_share=args.delete_share,
     )
     held = rd.held_out_groups(args.seed, per_article=2 if args.quick else 12)
     curve_set = held["train"][: 20 if args.quick else 240]
@@ -359,6 +361,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", default="", help="start from this checkpoint's weights")
     parser.add_argument(
         "--swap-share", type=float, default=0.0, help="answerable questions also swapped"
+    )
+    parser.add_argument(
+        "--delete-share",
+        type=float,
+        default=0.0,
+        help="answerable questions also read with the answer cut out of its sentence",
     )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-pairs", type=int, default=48)

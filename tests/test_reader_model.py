@@ -104,3 +104,23 @@ def test_swapped_questions_are_near_misses_their_paragraph_does_not_answer():
     # nothing of the question's names in its sentence, or no other name: no swap
     assert swap("When did he move?", sentence, paragraph, names, random.Random(0)) is None
     assert swap("When did Chopin move?", sentence, paragraph, ["Paris"], random.Random(0)) is None
+
+
+def test_a_deleted_answer_leaves_an_on_topic_sentence_that_no_longer_answers():
+    from benchmarks.reader_data import delete_answer
+
+    def cut(sentence: str, answer: str) -> str | None:
+        start = sentence.index(answer)
+        return delete_answer(sentence, (start, start + len(answer)))
+
+    assert cut("Replace the filter cartridge every 60 days.", "every 60 days") == (
+        "Replace the filter cartridge."
+    )
+    # the dangling preposition goes with the answer, and no doubled comma is left
+    assert cut("The law on its status passed in 2022.", "2022") == "The law on its status passed."
+    assert cut("She had a daughter, Blue Ivy Carter, at the hospital.", "Blue Ivy Carter") == (
+        "She had a daughter, at the hospital."
+    )
+    # an answer inside a word, or a sentence that is mostly its answer: no deleted copy
+    assert cut("The Ming ruled Tibetan lands for a time.", "Tibet") is None
+    assert cut("It was Kim Jong Un of North Korea.", "Kim Jong Un of North Korea") is None
