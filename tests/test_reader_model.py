@@ -1,5 +1,6 @@
 """The reader model trained here: its training command's smoke mode (what CI runs instead of
-training), resuming, export and loading, and calls from many threads at once."""
+training), resuming, export, loading and rerunning with the same seed, and calls from many
+threads at once."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _train(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
 
 @pytest.mark.model
 @pytest.mark.skipif(not (DATA / "squad" / "train-v1.1.json").exists(), reason="no SQuAD train")
-def test_quick_training_runs_resumes_exports_and_loads(tmp_path):
+def test_quick_training_runs_resumes_exports_loads_and_reruns_bit_for_bit(tmp_path):
     from assistant import crossencoder as model
 
     run = tmp_path / "run"
@@ -53,6 +54,11 @@ def test_quick_training_runs_resumes_exports_and_loads(tmp_path):
     )
     reading = reader.read("How long is the warranty?", ["The warranty lasts two years.", "Hi."])
     assert reading.relevance.shape == (2,) and 0.0 <= reading.answer_probability <= 1.0
+    # the same seed again, from scratch: the same weights, bit for bit
+    rerun, pkg2 = tmp_path / "rerun", tmp_path / "pkg2"
+    assert _train("--out", str(rerun)).returncode == 0
+    assert _train("--out", str(rerun), "--export", "--export-to", str(pkg2)).returncode == 0
+    assert model.sha256(pkg2 / "reader.safetensors") == card["sha256"]
 
 
 def test_the_reader_is_safe_to_call_from_many_threads():
