@@ -399,7 +399,10 @@ def test_index_folders_are_recognised_by_their_own_marker_files(settings):
 
 BUILD_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # a shell's background job inherits an ignored SIGINT: give the build Python's default back
+    # (here, not in a preexec_fn: forking a parent that runs gRPC threads can kill the child)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     from conftest import FakeEmbedder
     import assistant.embedders
@@ -434,11 +437,11 @@ def test_a_signal_during_a_build_says_interrupted_and_keeps_the_index(
         stderr=subprocess.PIPE,
         env=os.environ.copy(),
         text=True,
-        # a shell's background job inherits an ignored SIGINT: give the build the default back
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        assert proc.stdout.readline().strip() == "EMBEDDING"
+        if proc.stdout.readline().strip() != "EMBEDDING":
+            proc.kill()
+            pytest.fail(f"the build never reached its embedder: {proc.communicate()[1][-3000:]}")
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
