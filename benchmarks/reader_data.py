@@ -107,9 +107,8 @@ def delete_answer(sentence: str, span: tuple[int, int]) -> str | None:
     if len(words) > 1 and words[-1].isalpha() and words[-1].islower() and len(words[-1]) <= 3:
         head = " ".join(words[:-1])
     if tail[:1] in (",", ";", ":", ".", ")", "?", "!"):
-        text = (
-            head.rstrip(",;:(") + tail
-        )  # ", Blue Ivy, at" -> ", at"; "superior, ." -> "superior."
+        # ", Blue Ivy, at" -> ", at"; "superior, ." -> "superior."
+        text = head.rstrip(",;:(") + tail
     else:
         text = f"{head} {tail}" if head and tail else head + tail
     if len(text.split()) < 4 or len(text) < 0.4 * len(sentence):
@@ -191,12 +190,12 @@ def article_groups(
         span = (rel, rel + len(text)) if rel + len(text) <= b - a else None
         if span and sentence[span[0] : span[1]] != text:
             span = None
-        sents = [flat[i][3] for i in pick]
-        out.append(Group(qa["question"], sents, pick.index(gold), span, "answer"))
+        sents, target = [flat[i][3] for i in pick], pick.index(gold)
+        out.append(Group(qa["question"], sents, target, span, "answer"))
         if span and delete_share and rng.random() < delete_share:  # no draw when off
             cut = delete_answer(sentence, span)
             if cut:
-                holed = [cut if i == gold else flat[i][3] for i in pick]
+                holed = sents[:target] + [cut] + sents[target + 1 :]
                 out.append(Group(qa["question"], holed, -1, None, "deleted"))
     return out
 
